@@ -1,0 +1,218 @@
+// Package config is healthbridge's file format in one place: the structs,
+// their defaults, strict decoding and validation.
+//
+// A check's probe fields are exactly the Kubernetes Probe fields
+// (k8s.io/api/core/v1.Probe, embedded), so a readinessProbe body from a pod
+// spec can be pasted under a check. Docker's start period and start interval
+// and a few healthbridge fields sit beside them.
+package config
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Defaults. The probe defaults are the Kubernetes API's (core/v1 Probe
+// defaulting); the start interval is Docker's --start-interval default.
+const (
+	DefaultListen            = ":8080"
+	DefaultFailureStatusCode = 503
+	DefaultPeriodSeconds     = 10
+	DefaultTimeoutSeconds    = 1
+	DefaultSuccessThreshold  = 1
+	DefaultFailureThreshold  = 3
+	// DefaultStartIntervalSeconds is Docker's --start-interval default (5 s),
+	// capped at the check's periodSeconds so a check never probes more slowly
+	// while starting than after.
+	DefaultStartIntervalSeconds = 5
+)
+
+// Config is a whole healthbridge configuration file.
+type Config struct {
+	// Listen is the address of the public health server, host:port.
+	// Default ":8080".
+	Listen string `json:"listen,omitempty"`
+	// ShutdownDelaySeconds is how long, in seconds, healthbridge keeps serving
+	// after SIGTERM while /readyz already fails, so load balancers notice
+	// before the listener closes. Default 0.
+	ShutdownDelaySeconds int32 `json:"shutdownDelaySeconds,omitempty"`
+	// ExposeOutput shows probe output in HTTP bodies. Default false: output
+	// may hold secrets, so bodies say "reason withheld" (as kube-apiserver);
+	// it is always logged.
+	ExposeOutput bool `json:"exposeOutput,omitempty"`
+	// FailureStatusCode is the HTTP status of a failing endpoint, 400-599.
+	// Default 503; some load balancers want 500.
+	FailureStatusCode int `json:"failureStatusCode,omitempty"`
+	// Checks are the probes to run. At least one.
+	Checks []Check `json:"checks"`
+}
+
+// Check is one named probe with its schedule, thresholds and roles.
+//
+// The embedded corev1.Probe contributes exec, httpGet, tcpSocket, grpc,
+// initialDelaySeconds, periodSeconds, timeoutSeconds, successThreshold,
+// failureThreshold and terminationGracePeriodSeconds (accepted for
+// paste-compatibility and ignored: healthbridge restarts nothing). All
+// durations are whole seconds, as in Kubernetes.
+type Check struct {
+	// Name identifies the check in paths (/readyz/<name>), logs and metrics:
+	// letters, digits, '-', '_' and '.'; unique.
+	Name string `json:"name"`
+	// Roles says which endpoints the check gates. Default [liveness, readiness].
+	// A startup check may have no other role.
+	Roles []Role `json:"roles,omitempty"`
+
+	corev1.Probe `json:",inline"`
+
+	// StartPeriodSeconds is Docker's --start-period: while the check is still
+	// starting and within this many seconds of healthbridge's start, failures
+	// are not counted. Default 0.
+	StartPeriodSeconds int32 `json:"startPeriodSeconds,omitempty"`
+	// StartIntervalSeconds is Docker's --start-interval: the period used
+	// during the start period. Default 5, capped at periodSeconds.
+	StartIntervalSeconds int32 `json:"startIntervalSeconds,omitempty"`
+	// StartingExitCode, for exec checks, is an exit code meaning "working but
+	// not ready yet": Docker's original rule (seed 003) with 2. While the
+	// check is starting such a run is not counted; afterwards it is a failure.
+	// Default 0: off, every non-zero exit is a failure (modern Docker).
+	StartingExitCode int32 `json:"startingExitCode,omitempty"`
+}
+
+// Kind names a probe kind by its config field.
+type Kind string
+
+// The probe kinds the config knows. Each has a constructor in
+// internal/probe/kinds.
+const (
+	KindExec      Kind = "exec"
+	KindHTTPGet   Kind = "httpGet"
+	KindTCPSocket Kind = "tcpSocket"
+)
+
+// Kinds lists every probe kind the config knows, in a stable order.
+func Kinds() []Kind { return []Kind{KindExec, KindHTTPGet, KindTCPSocket} }
+
+// setKinds lists the probe fields set on c, in Kinds order, plus grpc (which
+// the config inherits from corev1.Probe but does not support yet).
+func (c *Check) setKinds() []string {
+	var ks []string
+	if c.Exec != nil {
+		ks = append(ks, string(KindExec))
+	}
+	if c.HTTPGet != nil {
+		ks = append(ks, string(KindHTTPGet))
+	}
+	if c.TCPSocket != nil {
+		ks = append(ks, string(KindTCPSocket))
+	}
+	if c.Probe.GRPC != nil {
+		ks = append(ks, "grpc")
+	}
+	return ks
+}
+
+// Kind returns the check's probe kind, or "" when it has none or several
+// (Validate reports those).
+func (c *Check) Kind() Kind {
+	if ks := c.setKinds(); len(ks) == 1 {
+		return Kind(ks[0])
+	}
+	return ""
+}
+
+// HasRole reports whether r is one of c's roles.
+func (c *Check) HasRole(r Role) bool {
+	for _, x := range c.Roles {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// Period is periodSeconds as a duration.
+func (c *Check) Period() time.Duration { return seconds(c.PeriodSeconds) }
+
+// Timeout is timeoutSeconds as a duration.
+func (c *Check) Timeout() time.Duration { return seconds(c.TimeoutSeconds) }
+
+// InitialDelay is initialDelaySeconds as a duration.
+func (c *Check) InitialDelay() time.Duration { return seconds(c.InitialDelaySeconds) }
+
+// StartPeriod is startPeriodSeconds as a duration.
+func (c *Check) StartPeriod() time.Duration { return seconds(c.StartPeriodSeconds) }
+
+// StartInterval is startIntervalSeconds as a duration.
+func (c *Check) StartInterval() time.Duration { return seconds(c.StartIntervalSeconds) }
+
+// ShutdownDelay is shutdownDelaySeconds as a duration.
+func (c *Config) ShutdownDelay() time.Duration { return seconds(c.ShutdownDelaySeconds) }
+
+func seconds(n int32) time.Duration { return time.Duration(n) * time.Second }
+
+// SetDefaults fills every unset field with its default. It is idempotent and
+// leaves invalid values for Validate to report.
+func (c *Config) SetDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.FailureStatusCode == 0 {
+		c.FailureStatusCode = DefaultFailureStatusCode
+	}
+	for i := range c.Checks {
+		c.Checks[i].SetDefaults()
+	}
+}
+
+// SetDefaults fills the check's unset fields with the Kubernetes and Docker
+// defaults.
+func (c *Check) SetDefaults() {
+	if len(c.Roles) == 0 {
+		c.Roles = []Role{RoleLiveness, RoleReadiness}
+	}
+	if c.PeriodSeconds == 0 {
+		c.PeriodSeconds = DefaultPeriodSeconds
+	}
+	if c.TimeoutSeconds == 0 {
+		c.TimeoutSeconds = DefaultTimeoutSeconds
+	}
+	if c.SuccessThreshold == 0 {
+		c.SuccessThreshold = DefaultSuccessThreshold
+	}
+	if c.FailureThreshold == 0 {
+		c.FailureThreshold = DefaultFailureThreshold
+	}
+	if c.StartIntervalSeconds == 0 {
+		c.StartIntervalSeconds = min(DefaultStartIntervalSeconds, max(c.PeriodSeconds, 1))
+	}
+	if h := c.HTTPGet; h != nil {
+		if h.Scheme == "" {
+			h.Scheme = corev1.URISchemeHTTP
+		}
+		if h.Path == "" {
+			h.Path = "/"
+		}
+	}
+}
+
+// DefaultHost is the host httpGet and tcpSocket probes use when none is set:
+// a sidecar shares the pod's network namespace, so its neighbour is loopback.
+const DefaultHost = "127.0.0.1"
+
+// HostPort joins host (DefaultHost when empty) and port for dialling.
+func HostPort(host string, port int) string {
+	if host == "" {
+		host = DefaultHost
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// Errorf returns an error for the field at path, formatted as
+// "path: message", the shape every config error has.
+func Errorf(path, format string, args ...any) error {
+	return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,171 @@
+// Package exec is the exec probe: run an argv, exit 0 is success.
+//
+// Semantics are the kubelet's (pkg/probe/exec) and Docker's health monitor
+// (moby daemon/health.go): no shell unless the argv asks for one; stdout and
+// stderr captured together, the first 4096 bytes stored; a run that exceeds
+// its timeout is killed and fails with "Health check exceeded timeout (1s)".
+// Beyond both, each run gets its own process group, and the whole group is
+// killed when the run ends, so nothing a probe spawned outlives it.
+package exec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	osexec "os/exec"
+	"syscall"
+	"time"
+
+	"healthbridge/internal/config"
+	"healthbridge/internal/probe"
+	"healthbridge/internal/proc"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Timing constants.
+const (
+	// waitDelay bounds exec.Cmd.Wait after the context is done and the group
+	// was sent SIGKILL (a process in uninterruptible sleep may linger).
+	waitDelay = 2 * time.Second
+	// drainGrace is how long the output reader may keep reading after the
+	// process group is gone. Only a process that escaped the group (setsid)
+	// can still hold the pipe; after this the pipe is closed under it.
+	drainGrace = 100 * time.Millisecond
+)
+
+// Prober runs one command per Probe call.
+type Prober struct {
+	argv         []string
+	path         string // resolved argv[0]
+	env          []string
+	timeout      time.Duration
+	startingCode int
+}
+
+// New builds an exec prober from c.Exec. It resolves argv[0] on $PATH now,
+// so a missing binary is a start-up error, not a silent stream of failures.
+// Errors name the field ("exec.command[0]: ...").
+func New(c *config.Check, _ probe.Deps) (probe.Prober, error) {
+	if c.Exec == nil || len(c.Exec.Command) == 0 {
+		return nil, config.Errorf("exec.command", "required")
+	}
+	path, err := osexec.LookPath(c.Exec.Command[0])
+	if err != nil {
+		return nil, config.Errorf("exec.command[0]", "%q not found: %v", c.Exec.Command[0], unwrapExecErr(err))
+	}
+	return &Prober{
+		argv:         c.Exec.Command,
+		path:         path,
+		timeout:      c.Timeout(),
+		startingCode: int(c.StartingExitCode),
+	}, nil
+}
+
+// NewArgv builds a prober for argv directly (exechealthz mode and the
+// one-shot client). startingCode 0 turns the starting exit code off.
+func NewArgv(argv []string, timeout time.Duration, startingCode int) (*Prober, error) {
+	c := &config.Check{StartingExitCode: int32(startingCode)}
+	c.Exec = &corev1.ExecAction{Command: argv}
+	c.TimeoutSeconds = int32(timeout / time.Second)
+	p, err := New(c, probe.Deps{})
+	if err != nil {
+		return nil, err
+	}
+	ep := p.(*Prober)
+	ep.timeout = timeout
+	return ep, nil
+}
+
+func unwrapExecErr(err error) error {
+	var ee *osexec.Error
+	if errors.As(err, &ee) {
+		return ee.Err
+	}
+	return err
+}
+
+// Probe runs the command once. A command that exits 0 is a success, one
+// whose exit code is the configured starting code is OutcomeStarting, any
+// other exit a failure; a command that cannot be started is Unknown. The
+// Result's ExitCode is the command's, or -1 when it was killed.
+func (p *Prober) Probe(ctx context.Context) probe.Result {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return probe.Unknown(fmt.Errorf("exec: pipe: %w", err))
+	}
+	cmd := osexec.CommandContext(ctx, p.path, p.argv[1:]...)
+	cmd.Args[0] = p.argv[0]
+	cmd.Env = p.env
+	// The write end goes to the child as an *os.File, so exec starts no copy
+	// goroutine and Wait returns as soon as the command exits, even if a
+	// background child still holds the pipe (sh -c 'sleep 300 & echo ok').
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+	cmd.WaitDelay = waitDelay
+
+	out := newCapture(probe.MaxOutput)
+	copied := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(out, r)
+		close(copied)
+	}()
+
+	err = proc.Start(cmd)
+	_ = w.Close() // the child has its copy
+	if err != nil {
+		_ = r.Close()
+		<-copied
+		return probe.Unknown(fmt.Errorf("exec %q: %w", p.argv[0], unwrapExecErr(err)))
+	}
+	pid := cmd.Process.Pid
+	waitErr := proc.Wait(cmd)
+	// Nothing the probe spawned outlives the run.
+	_ = killGroup(pid)
+	t := time.NewTimer(drainGrace)
+	select {
+	case <-copied:
+		t.Stop()
+	case <-t.C:
+		_ = r.Close()
+		<-copied
+	}
+	_ = r.Close()
+
+	output := out.String()
+	res := probe.Result{Output: output, ExitCode: cmd.ProcessState.ExitCode()}
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		res.Outcome = probe.OutcomeFailure
+		res.ExitCode = -1
+		res.Output = fmt.Sprintf("Health check exceeded timeout (%v)", p.timeout)
+		if output != "" {
+			res.Output += ": " + output
+		}
+	case ctx.Err() != nil:
+		res = probe.Unknown(fmt.Errorf("exec: run cancelled: %w", ctx.Err()))
+		res.ExitCode = -1
+	case waitErr == nil:
+		res.Outcome = probe.OutcomeSuccess
+	case res.ExitCode > 0 && res.ExitCode == p.startingCode:
+		res.Outcome = probe.OutcomeStarting
+	default:
+		res.Outcome = probe.OutcomeFailure
+		if output == "" {
+			res.Output = waitErr.Error()
+		}
+	}
+	return res
+}
+
+// killGroup sends SIGKILL to the process group led by pid. ESRCH (the group
+// is already gone) is not an error.
+func killGroup(pid int) error {
+	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+// Package http is the httpGet probe, with the kubelet's semantics
+// (pkg/probe/http):
+//
+//   - a status of 200-399 is success, anything else a failure;
+//   - HTTPS does not verify certificates;
+//   - redirects are followed only to the same host, at most 10; a redirect to
+//     another host is not followed and the 3xx itself is judged (a success
+//     with a warning, as the kubelet); more than 10 (a loop) is a failure;
+//   - at most 10 KiB of the body is read, and it becomes the output;
+//   - "User-Agent: healthbridge/<version>" and "Accept: */*" unless set;
+//   - proxy environment variables are ignored, and every probe opens a new
+//     connection (no keep-alive);
+//   - the context's deadline covers connect, headers and body.
+package http
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"healthbridge/internal/config"
+	"healthbridge/internal/probe"
+)
+
+const (
+	// MaxBody is how much of a response body is read: 10 KiB, as the kubelet.
+	MaxBody = 10 << 10
+	// MaxRedirects is how many same-host redirects are followed, as the
+	// kubelet (and net/http's default).
+	MaxRedirects = 10
+)
+
+// errTooManyRedirects is returned by the redirect policy after MaxRedirects.
+var errTooManyRedirects = errors.New("stopped after 10 redirects")
+
+// Prober sends one GET per Probe call.
+type Prober struct {
+	url     *url.URL
+	header  http.Header
+	host    string // Host header override
+	client  *http.Client
+	closeFn func()
+}
+
+// Options are the parts of an httpGet probe beyond its URL.
+type Options struct {
+	// Header is sent with every request; a "Host" entry sets the Host header.
+	Header http.Header
+	// UserAgent is the default User-Agent; "healthbridge" when empty.
+	UserAgent string
+	// Insecure skips certificate verification. The sidecar's probes always
+	// do, as the kubelet; the one-shot client asks for it with --insecure.
+	Insecure bool
+}
+
+// New builds an HTTP prober from c.HTTPGet: scheme, host (default
+// 127.0.0.1), port, path and httpHeaders. HTTPS never verifies the
+// certificate, as the kubelet.
+func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
+	g := c.HTTPGet
+	if g == nil {
+		return nil, config.Errorf("httpGet", "required")
+	}
+	scheme := strings.ToLower(string(g.Scheme))
+	if scheme == "" {
+		scheme = "http"
+	}
+	path := g.Path
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	raw := scheme + "://" + config.HostPort(g.Host, config.PortNumber(g.Port)) + path
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, config.Errorf("httpGet.path", "%v", err)
+	}
+	h := http.Header{}
+	for _, hd := range g.HTTPHeaders {
+		h.Add(hd.Name, hd.Value)
+	}
+	return NewURL(u, Options{Header: h, UserAgent: d.UserAgent, Insecure: true}), nil
+}
+
+// NewURL builds a prober for u with opts.
+func NewURL(u *url.URL, opts Options) *Prober {
+	h := opts.Header.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	host := h.Get("Host")
+	h.Del("Host")
+	if h.Get("User-Agent") == "" {
+		ua := opts.UserAgent
+		if ua == "" {
+			ua = "healthbridge"
+		}
+		h.Set("User-Agent", ua)
+	}
+	if _, ok := h["Accept"]; !ok {
+		h.Set("Accept", "*/*")
+	}
+	tr := &http.Transport{
+		Proxy:               nil, // proxy variables are ignored, as the kubelet
+		DialContext:         (&net.Dialer{}).DialContext,
+		TLSClientConfig:     &tls.Config{InsecureSkipVerify: opts.Insecure}, //nolint:gosec // the kubelet does not verify probe certificates
+		DisableKeepAlives:   true,
+		DisableCompression:  true,
+		MaxIdleConnsPerHost: -1,
+	}
+	p := &Prober{url: u, header: h, host: host}
+	p.client = &http.Client{Transport: tr, CheckRedirect: p.checkRedirect}
+	p.closeFn = tr.CloseIdleConnections
+	return p
+}
+
+// URL returns the probed URL.
+func (p *Prober) URL() string { return p.url.String() }
+
+// checkRedirect follows same-host redirects only, as the kubelet's
+// followNonLocalRedirects=false: another host stops the chain and the 3xx
+// response is judged instead.
+func (p *Prober) checkRedirect(req *http.Request, via []*http.Request) error {
+	if req.URL.Hostname() != via[0].URL.Hostname() {
+		return http.ErrUseLastResponse
+	}
+	if len(via) >= MaxRedirects {
+		return errTooManyRedirects
+	}
+	// Keep our headers (and Host override) on the redirected request.
+	for k, v := range p.header {
+		req.Header[k] = v
+	}
+	if p.host != "" && req.URL.Host == via[0].URL.Host {
+		req.Host = p.host
+	}
+	return nil
+}
+
+// Probe sends the GET and judges the response.
+func (p *Prober) Probe(ctx context.Context) probe.Result {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url.String(), nil)
+	if err != nil {
+		return probe.Unknown(fmt.Errorf("http: %w", err))
+	}
+	req.Header = p.header.Clone()
+	if p.host != "" {
+		req.Host = p.host
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return probe.Failure("%s", describe(err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody))
+	if err != nil {
+		return probe.Result{Outcome: probe.OutcomeFailure, HTTPStatus: resp.StatusCode,
+			Output: fmt.Sprintf("HTTP probe failed reading body (status %d): %s", resp.StatusCode, describe(err))}
+	}
+	res := probe.Result{HTTPStatus: resp.StatusCode, Output: string(body)}
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		// Only a redirect we chose not to follow gets here.
+		res.Outcome = probe.OutcomeWarning
+		res.Output = fmt.Sprintf("Probe terminated redirects (%d to %s), Response body: %s",
+			resp.StatusCode, resp.Header.Get("Location"), body)
+	case resp.StatusCode >= 200 && resp.StatusCode < 400:
+		res.Outcome = probe.OutcomeSuccess
+	default:
+		res.Outcome = probe.OutcomeFailure
+		res.Output = fmt.Sprintf("HTTP probe failed with statuscode: %d", resp.StatusCode)
+		if len(body) > 0 {
+			res.Output += ": " + string(body)
+		}
+	}
+	return res
+}
+
+// describe turns a client error into a short reason, saying "timeout" for a
+// deadline rather than Go's long wrapped text.
+func describe(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return fmt.Sprintf("Get %q: timeout", ue.URL)
+		}
+		return "timeout"
+	}
+	return err.Error()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+

@@ -1,0 +1,142 @@
+// Package probe is the shared vocabulary of healthbridge's probes: the Prober
+// interface every probe kind implements, the per-run Result and its Outcome.
+//
+// It does no I/O and imports no probe kind. Each kind lives in its own
+// sub-package (internal/probe/exec, tcp, http, …) and exports
+// New(check, deps) (Prober, error); internal/probe/kinds maps config kinds to
+// those constructors. Periods, thresholds and states are not a probe's
+// business: see internal/scheduler and internal/state.
+package probe
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Outcome is the verdict of one probe run, before any threshold is applied.
+// The zero value is OutcomeUnknown.
+type Outcome int
+
+const (
+	// OutcomeUnknown means the probe could not be attempted (bad spec found at
+	// run time, missing binary, a panic). As the kubelet does, it counts as a
+	// failure toward thresholds, but it is shown distinctly.
+	OutcomeUnknown Outcome = iota
+	// OutcomeSuccess means the target answered healthy.
+	OutcomeSuccess
+	// OutcomeFailure means the target said no: refused, timed out, bad status,
+	// non-zero exit.
+	OutcomeFailure
+	// OutcomeWarning is a success with a concern (a TTL check reported "warn").
+	// It counts as a success toward thresholds.
+	OutcomeWarning
+	// OutcomeStarting means the target says it is working but not ready yet:
+	// Docker's original exit code 2 rule (seed 003). While the check is still
+	// starting it is not counted; afterwards it counts as a failure.
+	OutcomeStarting
+)
+
+// String returns the lowercase name of o: unknown, success, failure, warning
+// or starting.
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeUnknown:
+		return "unknown"
+	case OutcomeSuccess:
+		return "success"
+	case OutcomeFailure:
+		return "failure"
+	case OutcomeWarning:
+		return "warning"
+	case OutcomeStarting:
+		return "starting"
+	default:
+		return fmt.Sprintf("outcome(%d)", int(o))
+	}
+}
+
+// MarshalText encodes o as its String form, so JSON shows names, not numbers.
+func (o Outcome) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// Passing reports whether o counts as a success toward thresholds.
+func (o Outcome) Passing() bool { return o == OutcomeSuccess || o == OutcomeWarning }
+
+// Result is what one probe run found. Probers fill Outcome, Output and the
+// kind-specific codes; the scheduler fills Start and End when a prober leaves
+// them zero.
+type Result struct {
+	// Outcome is the verdict of this run.
+	Outcome Outcome
+	// Output is a short, human-readable account: the command's combined
+	// output (at most MaxOutput bytes, "..." marking truncation), the HTTP
+	// body, or why the connection failed.
+	Output string
+	// Err is set, for OutcomeUnknown, to why the probe could not be attempted.
+	Err error
+	// Start and End bound the run (wall clock).
+	Start, End time.Time
+	// ExitCode is the exit status of an exec probe; -1 when the command was
+	// killed or never ran, 0 for other kinds.
+	ExitCode int
+	// HTTPStatus is the response status of an httpGet probe, 0 for other kinds.
+	HTTPStatus int
+}
+
+// Duration is End minus Start.
+func (r Result) Duration() time.Duration { return r.End.Sub(r.Start) }
+
+// Success returns a Result with OutcomeSuccess and the given output.
+func Success(output string) Result { return Result{Outcome: OutcomeSuccess, Output: output} }
+
+// Failure returns a Result with OutcomeFailure and a formatted output.
+func Failure(format string, args ...any) Result {
+	return Result{Outcome: OutcomeFailure, Output: fmt.Sprintf(format, args...)}
+}
+
+// Unknown returns a Result with OutcomeUnknown for a probe that could not be
+// attempted; its Output is err's text.
+func Unknown(err error) Result {
+	return Result{Outcome: OutcomeUnknown, Output: err.Error(), Err: err}
+}
+
+// Prober runs one kind of probe against one target.
+//
+// Probe must return promptly once ctx is done (the scheduler puts the check's
+// timeout on ctx; it is the only timeout) and must be safe to call again after
+// it returns. The scheduler never calls Probe concurrently for the same check.
+type Prober interface {
+	Probe(ctx context.Context) Result
+}
+
+// Func adapts an ordinary function to the Prober interface.
+type Func func(ctx context.Context) Result
+
+// Probe calls f(ctx).
+func (f Func) Probe(ctx context.Context) Result { return f(ctx) }
+
+// Deps are what a probe constructor may need beyond its own spec. The zero
+// value is usable: a nil Logger discards.
+type Deps struct {
+	// Logger receives a probe's own diagnostics (already With check and kind).
+	Logger *slog.Logger
+	// UserAgent is sent by HTTP probes that do not set one; default
+	// "healthbridge/<version>".
+	UserAgent string
+}
+
+// Log returns d.Logger, or a logger that discards when it is nil.
+func (d Deps) Log() *slog.Logger {
+	if d.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.Logger
+}
+
+// MaxOutput is how many bytes of a probe's output are stored: 4096, as
+// Docker's health monitor (seed 003).
+const MaxOutput = 4096
+
+// Truncated is appended to output cut at MaxOutput.
+const Truncated = "..."

@@ -1,0 +1,48 @@
+// Package tcp is the tcpSocket probe: success when a TCP connection opens
+// within the timeout, as the kubelet's pkg/probe/tcp. Nothing is sent; the
+// connection is closed at once.
+package tcp
+
+import (
+	"context"
+	"net"
+
+	"healthbridge/internal/config"
+	"healthbridge/internal/probe"
+)
+
+// Prober dials one address per Probe call.
+type Prober struct {
+	addr string
+}
+
+// New builds a TCP prober from c.TCPSocket; host defaults to 127.0.0.1.
+func New(c *config.Check, _ probe.Deps) (probe.Prober, error) {
+	if c.TCPSocket == nil {
+		return nil, config.Errorf("tcpSocket", "required")
+	}
+	return NewAddr(config.HostPort(c.TCPSocket.Host, config.PortNumber(c.TCPSocket.Port))), nil
+}
+
+// NewAddr builds a prober for a host:port address.
+func NewAddr(addr string) *Prober { return &Prober{addr: addr} }
+
+// Probe dials the address. A refused connection or a timeout (ctx) is a
+// failure whose output is the dial error.
+func (p *Prober) Probe(ctx context.Context) probe.Result {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return probe.Failure("dial tcp %s: %v", p.addr, cause(err))
+	}
+	_ = conn.Close()
+	return probe.Success("")
+}
+
+// cause strips net.OpError's repetition of the address.
+func cause(err error) error {
+	if oe, ok := err.(*net.OpError); ok && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}

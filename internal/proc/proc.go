@@ -1,0 +1,171 @@
+// Package proc starts probe commands and reaps orphans without stealing
+// their exit status.
+//
+// When healthbridge is PID 1 (the usual case in a container) every orphaned
+// process in the container is re-parented to it, and someone must wait for
+// them or they stay <defunct> forever. A reaper that calls wait4(-1) would
+// also collect healthbridge's own probe commands and steal their exit codes
+// from exec.Cmd.Wait. So commands are started with Start, which records
+// their pids under the same lock the reaper takes, and the reaper only waits
+// for zombie children whose pids are not recorded.
+//
+// The children of a process are a process-wide fact, so the record is
+// package-level state; it is safe for concurrent use.
+package proc
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var (
+	// mu guards tracked. Start holds it across fork and registration, and
+	// the reaper holds it while it picks zombies to reap, so a tracked child
+	// can never be reaped by the reaper before it is registered.
+	mu      sync.Mutex
+	tracked = map[int]struct{}{}
+)
+
+// Start starts cmd (as cmd.Start) and records its pid so that Reap leaves
+// it to Wait. Every child healthbridge starts after Reap runs must come
+// through here.
+func Start(cmd *exec.Cmd) error {
+	mu.Lock()
+	defer mu.Unlock()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	tracked[cmd.Process.Pid] = struct{}{}
+	return nil
+}
+
+// Wait waits for cmd (as cmd.Wait) and then forgets its pid.
+func Wait(cmd *exec.Cmd) error {
+	err := cmd.Wait()
+	mu.Lock()
+	delete(tracked, cmd.Process.Pid)
+	mu.Unlock()
+	return err
+}
+
+// Tracked reports how many started commands have not been waited for.
+func Tracked() int {
+	mu.Lock()
+	defer mu.Unlock()
+	return len(tracked)
+}
+
+// ShouldReap reports whether healthbridge should reap orphans: when it is
+// PID 1 of its PID namespace, or when asked to (then it also makes itself a
+// child subreaper, PR_SET_CHILD_SUBREAPER, so orphans of its commands come
+// to it rather than to the real PID 1).
+func ShouldReap(forced bool) (bool, error) {
+	if os.Getpid() == 1 {
+		return true, nil
+	}
+	if !forced {
+		return false, nil
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// reapInterval is how often Reap sweeps even without SIGCHLD (signals
+// coalesce, and one may arrive while a sweep is running).
+const reapInterval = time.Second
+
+// Reap reaps orphaned zombie children until ctx is done. It runs a sweep on
+// every SIGCHLD and every second. Call it once, in its own goroutine, only
+// when ShouldReap says so.
+func Reap(ctx context.Context, log *slog.Logger) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGCHLD)
+	defer signal.Stop(sig)
+	t := time.NewTicker(reapInterval)
+	defer t.Stop()
+	for {
+		if n := Sweep(); n > 0 {
+			log.Debug("reaped orphans", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+		case <-t.C:
+		}
+	}
+}
+
+// Sweep reaps every zombie child of this process that Start did not start,
+// and returns how many it reaped.
+func Sweep() int {
+	mu.Lock()
+	defer mu.Unlock()
+	self := os.Getpid()
+	n := 0
+	for _, pid := range zombieChildren(self) {
+		if _, mine := tracked[pid]; mine {
+			continue
+		}
+		var ws unix.WaitStatus
+		if got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err == nil && got == pid {
+			n++
+		}
+	}
+	return n
+}
+
+// zombieChildren lists the pids in /proc whose parent is ppid and whose
+// state is Z.
+func zombieChildren(ppid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []int
+	for _, f := range stats {
+		st, parent, ok := ReadStat(f)
+		if !ok || st != 'Z' || parent != ppid {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+		if err == nil {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// ReadStat reads a /proc/<pid>/stat file and returns the process state
+// letter (R, S, Z, …) and parent pid.
+func ReadStat(path string) (state byte, ppid int, ok bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, false
+	}
+	// "pid (comm) state ppid …"; comm may hold spaces and parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	fields := strings.Fields(s[i+1:])
+	if len(fields) < 2 || len(fields[0]) != 1 {
+		return 0, 0, false
+	}
+	ppid, err = strconv.Atoi(fields[1])
+	if err != nil {
+		return 0, 0, false
+	}
+	return fields[0][0], ppid, true
+}
