@@ -36,6 +36,10 @@ const (
 	// Docker's original exit code 2 rule (seed 003). While the check is still
 	// starting it is not counted; afterwards it counts as a failure.
 	OutcomeStarting
+
+	// NumOutcomes is the number of Outcome values, for arrays indexed by
+	// Outcome.
+	NumOutcomes = iota
 )
 
 // String returns the lowercase name of o: unknown, success, failure, warning

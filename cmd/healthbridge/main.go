@@ -1,0 +1,236 @@
+// Command healthbridge is a health-check sidecar and agent: it runs exec,
+// TCP and HTTP probes on a schedule, with Kubernetes' and Docker's
+// semantics, and serves the results over HTTP. See the README.
+//
+// main only parses the command line and wires packages together; the logic
+// lives under internal/.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"healthbridge/internal/app"
+	"healthbridge/internal/compat"
+	"healthbridge/internal/config"
+	"healthbridge/internal/proc"
+	"healthbridge/internal/state"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // runtime failure
+	exitUsage = 2 // bad command line or config: nothing was started
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `healthbridge: a health-check sidecar with Kubernetes and Docker probe semantics.
+
+Usage:
+  healthbridge [flags] --config FILE       run the checks in FILE and serve their results
+  healthbridge serve [flags] --config FILE (the same)
+  healthbridge validate FILE               check a config file: exit 0, or print every error and exit 2
+  healthbridge version                     print the version
+  healthbridge -cmd "ls /tmp/x" [-url /healthz] [-period 2s] [-latency 30s] [-port 8080] [-quiet] [-output]
+                                           exechealthz drop-in mode
+
+Flags:
+`
+
+// globalFlags are shared by serve and the exechealthz mode.
+type globalFlags struct {
+	config    string
+	logFormat string
+	logLevel  string
+	reap      bool
+}
+
+func (g *globalFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.config, "config", "", "config file (YAML or JSON)")
+	fs.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&g.reap, "reap", false, "reap orphaned processes as a child subreaper (automatic when PID 1)")
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "serve":
+			return serve(args[1:], stdout, stderr)
+		case "validate":
+			return validate(args[1:], stdout, stderr)
+		case "version", "--version", "-version":
+			fmt.Fprintln(stdout, "healthbridge", app.Version)
+			return exitOK
+		}
+	}
+	if compat.IsExechealthz(args) {
+		return exechealthz(args, stderr)
+	}
+	return serve(args, stdout, stderr)
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	var g globalFlags
+	fs := newFlagSet("healthbridge", stderr)
+	g.register(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "healthbridge: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if g.config == "" {
+		fmt.Fprintln(stderr, "healthbridge: --config FILE is required (or exechealthz flags such as -cmd); see --help")
+		return exitUsage
+	}
+	log, err := newLogger(g.logFormat, g.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "healthbridge:", err)
+		return exitUsage
+	}
+	cfg, err := config.Load(g.config)
+	if err != nil {
+		printErrors(stderr, g.config, err)
+		return exitUsage
+	}
+	return runSidecar(cfg, app.Options{Logger: log}, g, stderr)
+}
+
+func exechealthz(args []string, stderr io.Writer) int {
+	var g globalFlags
+	e, err := compat.ParseExechealthz(args, stderr, g.register)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		fmt.Fprintln(stderr, "healthbridge:", err)
+		return exitUsage
+	}
+	if e.Quiet {
+		g.logLevel = "error"
+	}
+	log, err := newLogger(g.logFormat, g.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "healthbridge:", err)
+		return exitUsage
+	}
+	if err := e.SanityCheck(); err != nil {
+		fmt.Fprintln(stderr, "healthbridge:", err)
+		return exitUsage
+	}
+	cfg := e.Config()
+	if err := cfg.Validate(); err != nil {
+		printErrors(stderr, "exechealthz flags", err)
+		return exitUsage
+	}
+	return runSidecar(cfg, app.Options{
+		Logger: log,
+		Extra:  func(s *state.Store) map[string]http.Handler { return e.Handlers(s) },
+	}, g, stderr)
+}
+
+func runSidecar(cfg *config.Config, opts app.Options, g globalFlags, stderr io.Writer) int {
+	reap, err := proc.ShouldReap(g.reap)
+	if err != nil {
+		fmt.Fprintln(stderr, "healthbridge: --reap:", err)
+		return exitUsage
+	}
+	opts.Reap = reap
+	sc, err := app.Build(cfg, opts)
+	if err != nil {
+		printErrors(stderr, "start-up", err)
+		return exitUsage
+	}
+	ctx, hurry := signalContext()
+	if err := sc.Run(ctx, hurry); err != nil {
+		fmt.Fprintln(stderr, "healthbridge:", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// signalContext returns a context cancelled by the first SIGTERM or SIGINT,
+// and a channel closed by the second (skip the shutdown delay).
+func signalContext() (context.Context, <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	hurry := make(chan struct{})
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-sig
+		cancel()
+		<-sig
+		close(hurry)
+	}()
+	return ctx, hurry
+}
+
+func validate(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("healthbridge validate", stderr)
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: healthbridge validate FILE")
+		return exitUsage
+	}
+	path := fs.Arg(0)
+	cfg, err := config.Load(path)
+	if err != nil {
+		printErrors(stderr, path, err)
+		return exitUsage
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d checks)\n", path, len(cfg.Checks))
+	return exitOK
+}
+
+// printErrors prints each line of a (joined) error prefixed with where.
+func printErrors(w io.Writer, where string, err error) {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(w, "%s: %s\n", where, line)
+	}
+}
+
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q: must be debug, info, warn or error", level)
+	}
+	o := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	default:
+		return nil, fmt.Errorf("--log-format: %q: must be text or json", format)
+	}
+}

@@ -1,0 +1,195 @@
+// Package app wires a validated config into a running sidecar: probers,
+// state store, scheduler, HTTP server, orphan reaper and graceful shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"healthbridge/internal/config"
+	"healthbridge/internal/probe"
+	"healthbridge/internal/probe/kinds"
+	"healthbridge/internal/proc"
+	"healthbridge/internal/scheduler"
+	"healthbridge/internal/server"
+	"healthbridge/internal/state"
+)
+
+// Version is healthbridge's version, sent in the HTTP probe's User-Agent.
+var Version = "0.1.0"
+
+// Server timeouts: a slow client cannot hold the server.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 10 * time.Second
+	idleTimeout       = 60 * time.Second
+	// shutdownTimeout bounds http.Server.Shutdown after the shutdown delay.
+	shutdownTimeout = 2 * time.Second
+)
+
+// Options adjust a Sidecar beyond its config.
+type Options struct {
+	// Logger receives all logs; nil discards.
+	Logger *slog.Logger
+	// Extra maps exact paths to handlers served before the built-in ones.
+	// Its function receives the store (exechealthz compatibility).
+	Extra func(*state.Store) map[string]http.Handler
+	// Reap reaps orphaned processes (set when healthbridge is PID 1 or a
+	// subreaper; see proc.ShouldReap).
+	Reap bool
+}
+
+// Sidecar is a built, not yet running healthbridge. Build it with Build,
+// run it once with Run.
+type Sidecar struct {
+	cfg   *config.Config
+	log   *slog.Logger
+	store *state.Store
+	sched *scheduler.Scheduler
+	srv   *http.Server
+	ln    net.Listener
+	reap  bool
+}
+
+// Build constructs every prober (so a bad exec command is a start-up
+// error), the store and the scheduler, and binds the listener. On error
+// nothing is left running or bound. Errors name the offending field
+// ("checks[2].exec.command[0]: ...").
+func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var (
+		errs   []error
+		checks []scheduler.Check
+		infos  []state.Info
+	)
+	for i := range cfg.Checks {
+		c := &cfg.Checks[i]
+		kind := string(c.Kind())
+		p, err := kinds.New(c, probe.Deps{
+			Logger:    log.With("check", c.Name, "kind", kind),
+			UserAgent: "healthbridge/" + Version,
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("checks[%d].%w", i, err))
+			continue
+		}
+		checks = append(checks, scheduler.Check{
+			Name: c.Name, Kind: kind, Prober: p,
+			InitialDelay: c.InitialDelay(), Period: c.Period(), Timeout: c.Timeout(),
+			StartInterval: c.StartInterval(), Startup: c.HasRole(config.RoleStartup),
+		})
+		infos = append(infos, state.Info{
+			Name: c.Name, Kind: kind, Roles: c.Roles,
+			Policy: state.Policy{
+				SuccessThreshold: int(c.SuccessThreshold),
+				FailureThreshold: int(c.FailureThreshold),
+				StartPeriod:      c.StartPeriod(),
+			},
+		})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	store := state.NewStore(infos, time.Now())
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(server.NewCollector(store), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sopts := server.Options{
+		FailureStatusCode: cfg.FailureStatusCode,
+		ExposeOutput:      cfg.ExposeOutput,
+		Gatherer:          reg,
+	}
+	if opts.Extra != nil {
+		sopts.Extra = opts.Extra(store)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	return &Sidecar{
+		cfg:   cfg,
+		log:   log,
+		store: store,
+		sched: scheduler.New(store, checks, log),
+		ln:    ln,
+		reap:  opts.Reap,
+		srv: &http.Server{
+			Handler:           server.New(store, sopts),
+			ReadHeaderTimeout: readHeaderTimeout,
+			ReadTimeout:       readTimeout,
+			WriteTimeout:      writeTimeout,
+			IdleTimeout:       idleTimeout,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+	}, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Sidecar) Addr() net.Addr { return s.ln.Addr() }
+
+// Store is the sidecar's state store.
+func (s *Sidecar) Store() *state.Store { return s.store }
+
+// Run serves and probes until ctx is done (the signal), then shuts down
+// gracefully: readiness fails at once, the server keeps answering for
+// shutdownDelaySeconds or until hurry is closed (a second signal), then the
+// server shuts down and every running probe is cancelled (its process group
+// killed). It returns nil after a clean shutdown, or the server's error.
+func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	if s.reap {
+		go proc.Reap(bg, s.log)
+	}
+	s.sched.Start(bg)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.srv.Serve(s.ln) }()
+	s.log.Info("serving", "addr", s.ln.Addr().String(), "checks", len(s.cfg.Checks))
+
+	select {
+	case err := <-serveErr:
+		s.sched.Stop()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	s.store.SetShuttingDown(time.Now())
+	delay := s.cfg.ShutdownDelay()
+	s.log.Info("shutting down: readiness now fails", "delay", delay)
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-hurry:
+			t.Stop()
+		case err := <-serveErr:
+			t.Stop()
+			s.sched.Stop()
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err := s.srv.Shutdown(sctx)
+	s.sched.Stop()
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+// Close releases the listener of a Sidecar that will not Run.
+func (s *Sidecar) Close() error { return s.ln.Close() }

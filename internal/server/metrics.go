@@ -1,0 +1,73 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"healthbridge/internal/probe"
+	"healthbridge/internal/state"
+)
+
+// Collector exports the store's state as Prometheus metrics, read from the
+// current snapshot at scrape time (so the scheduler needs no metrics hooks):
+//
+//	healthbridge_check_probe_total{check,kind,result}   counter of runs by outcome
+//	healthbridge_check_status{check,kind,status}        1 for the current status
+//	healthbridge_check_up{check,kind}                   1 when healthy, as blackbox's probe_success
+//	healthbridge_check_last_duration_seconds{check,kind} duration of the last run
+//	healthbridge_check_failing_streak{check,kind}        consecutive failures counted
+//	healthbridge_shutting_down                          1 after SIGTERM
+type Collector struct {
+	store *state.Store
+}
+
+// NewCollector returns a collector for store; register it on your own
+// prometheus.Registry.
+func NewCollector(store *state.Store) *Collector { return &Collector{store: store} }
+
+var (
+	descTotal = prometheus.NewDesc("healthbridge_check_probe_total",
+		"Probe runs by outcome (success, failure, unknown, warning, starting).", []string{"check", "kind", "result"}, nil)
+	descStatus = prometheus.NewDesc("healthbridge_check_status",
+		"Current thresholded status of the check: 1 for the status it is in.", []string{"check", "kind", "status"}, nil)
+	descUp = prometheus.NewDesc("healthbridge_check_up",
+		"1 when the check is healthy, else 0.", []string{"check", "kind"}, nil)
+	descDuration = prometheus.NewDesc("healthbridge_check_last_duration_seconds",
+		"Duration of the check's last probe run in seconds.", []string{"check", "kind"}, nil)
+	descStreak = prometheus.NewDesc("healthbridge_check_failing_streak",
+		"Consecutive failing results counted toward failureThreshold.", []string{"check", "kind"}, nil)
+	descShutdown = prometheus.NewDesc("healthbridge_shutting_down",
+		"1 once healthbridge received SIGTERM and readiness fails.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descTotal, descStatus, descUp, descDuration, descStreak, descShutdown} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	snap := c.store.Snapshot()
+	for _, ck := range snap.Checks {
+		for o := probe.Outcome(0); o < probe.NumOutcomes; o++ {
+			ch <- prometheus.MustNewConstMetric(descTotal, prometheus.CounterValue, float64(ck.State.Outcomes[o]), ck.Name, ck.Kind, o.String())
+		}
+		for _, st := range []state.Status{state.StatusStarting, state.StatusHealthy, state.StatusUnhealthy} {
+			ch <- prometheus.MustNewConstMetric(descStatus, prometheus.GaugeValue, b2f(ck.State.Status == st), ck.Name, ck.Kind, st.String())
+		}
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, b2f(ck.State.Status == state.StatusHealthy), ck.Name, ck.Kind)
+		if last, ok := ck.State.Last(); ok {
+			ch <- prometheus.MustNewConstMetric(descDuration, prometheus.GaugeValue, last.Duration().Seconds(), ck.Name, ck.Kind)
+		}
+		ch <- prometheus.MustNewConstMetric(descStreak, prometheus.GaugeValue, float64(ck.State.FailureStreak), ck.Name, ck.Kind)
+	}
+	ch <- prometheus.MustNewConstMetric(descShutdown, prometheus.GaugeValue, b2f(snap.ShuttingDown))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,231 @@
+// Package server serves check results over HTTP from the state store's
+// in-memory snapshot; no request ever runs a probe.
+//
+// Endpoints (GET, HEAD and OPTIONS answer alike; other methods 405):
+//
+//	/livez /readyz /startupz   checks of that role; 200 or the failure code
+//	/healthz                   every check
+//	/<endpoint>/<check>        one check
+//	/metrics                   Prometheus metrics
+//	/                          every check, verbosely, for people
+//
+// Bodies follow kube-apiserver's conventions: "ok"; ?verbose lists
+// "[+]name ok" / "[-]name failed: reason withheld"; a failure always answers
+// verbosely; ?exclude=name (repeatable) leaves a check out. JSON in the shape
+// of the IETF draft "Health Check Response Format for HTTP APIs" is served
+// for Accept: application/health+json or ?format=json. Unknown paths are 404,
+// never a redirect.
+package server
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"healthbridge/internal/state"
+)
+
+// Options configure a Handler. The zero value serves with status 503 on
+// failure and withholds probe output.
+type Options struct {
+	// FailureStatusCode is the status of a failing endpoint; default 503.
+	FailureStatusCode int
+	// ExposeOutput puts probe output in bodies instead of "reason withheld".
+	ExposeOutput bool
+	// Gatherer serves /metrics when set.
+	Gatherer prometheus.Gatherer
+	// Extra maps exact paths to handlers that take precedence over the
+	// built-in endpoints (exechealthz compatibility paths).
+	Extra map[string]http.Handler
+}
+
+// Handler serves a store's snapshots. It is safe for concurrent use.
+type Handler struct {
+	store   *state.Store
+	opts    Options
+	metrics http.Handler
+}
+
+// New returns a Handler for store.
+func New(store *state.Store, opts Options) *Handler {
+	if opts.FailureStatusCode == 0 {
+		opts.FailureStatusCode = http.StatusServiceUnavailable
+	}
+	h := &Handler{store: store, opts: opts}
+	if opts.Gatherer != nil {
+		h.metrics = promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})
+	}
+	return h
+}
+
+var scopes = map[string]state.Scope{
+	"/healthz":  state.ScopeAll,
+	"/livez":    state.ScopeLiveness,
+	"/readyz":   state.ScopeReadiness,
+	"/startupz": state.ScopeStartup,
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	path := r.URL.Path
+	if x, ok := h.opts.Extra[path]; ok {
+		x.ServeHTTP(w, r)
+		return
+	}
+	if sc, ok := scopes[path]; ok {
+		snap := h.store.Snapshot()
+		// Fast path: the common load-balancer poll, answered from the
+		// verdict precomputed when the snapshot was published.
+		if r.URL.RawQuery == "" && snap.Plain(sc) && !wantsJSON(r) {
+			writeText(w, http.StatusOK, "ok")
+			return
+		}
+		h.serveScope(w, r, snap, sc, "")
+		return
+	}
+	switch path {
+	case "/metrics":
+		if h.metrics != nil {
+			h.metrics.ServeHTTP(w, r)
+			return
+		}
+	case "/":
+		q := r.URL.Query()
+		q.Set("verbose", "")
+		r2 := *r
+		r2.URL = &url.URL{Path: "/healthz", RawQuery: q.Encode()}
+		h.serveScope(w, &r2, h.store.Snapshot(), state.ScopeAll, "")
+		return
+	}
+	if i := strings.IndexByte(path[1:], '/'); i > 0 {
+		if sc, ok := scopes[path[:i+1]]; ok {
+			name := path[i+2:]
+			snap := h.store.Snapshot()
+			if c, ok := snap.Get(name); ok && sc.Covers(&c.Info) {
+				h.serveScope(w, r, snap, sc, name)
+				return
+			}
+		}
+	}
+	http.NotFound(w, r)
+}
+
+// serveScope answers one endpoint, or one check of it when only is set.
+func (h *Handler) serveScope(w http.ResponseWriter, r *http.Request, snap *state.Snapshot, sc state.Scope, only string) {
+	q := r.URL.Query()
+	var exclude map[string]bool
+	if ex := q["exclude"]; len(ex) > 0 {
+		exclude = make(map[string]bool, len(ex))
+		for _, n := range ex {
+			exclude[n] = true
+		}
+	}
+	v := snap.Evaluate(sc, exclude)
+	if only != "" {
+		v = single(v, only)
+	}
+	code := http.StatusOK
+	if !v.OK {
+		code = h.opts.FailureStatusCode
+	}
+	if wantsJSON(r) {
+		h.writeJSON(w, code, sc, v)
+		return
+	}
+	_, verbose := q["verbose"]
+	if v.OK && !verbose {
+		writeText(w, code, "ok")
+		return
+	}
+	writeText(w, code, h.verboseText(sc, v, only))
+}
+
+// single narrows a verdict to one check; shutdown still fails readiness.
+func single(v state.Verdict, name string) state.Verdict {
+	out := state.Verdict{OK: !v.ShuttingDown, ShuttingDown: v.ShuttingDown}
+	for _, e := range v.Entries {
+		if e.Check.Name == name {
+			e.Excluded = false
+			out.Entries = []state.Entry{e}
+			out.OK = out.OK && e.OK
+		}
+	}
+	return out
+}
+
+// verboseText renders kube-apiserver's verbose format.
+func (h *Handler) verboseText(sc state.Scope, v state.Verdict, only string) string {
+	var b strings.Builder
+	for _, e := range v.Entries {
+		switch {
+		case e.Excluded:
+			b.WriteString("[+]" + e.Check.Name + " excluded: ok\n")
+		case e.OK:
+			b.WriteString("[+]" + e.Check.Name + " ok\n")
+		default:
+			b.WriteString("[-]" + e.Check.Name + " failed: " + h.reason(e.Check) + "\n")
+		}
+	}
+	if v.ShuttingDown {
+		b.WriteString("[-]shutdown failed: shutting down\n")
+	}
+	name := sc.String()
+	if only != "" {
+		name += "/" + only
+	}
+	if v.OK {
+		b.WriteString(name + " check passed\n")
+	} else {
+		b.WriteString(name + " check failed\n")
+	}
+	return b.String()
+}
+
+// reason is why a check fails, or "reason withheld" unless ExposeOutput.
+func (h *Handler) reason(c *state.Check) string {
+	if !h.opts.ExposeOutput {
+		return "reason withheld"
+	}
+	last, ok := c.State.Last()
+	if !ok {
+		return c.State.Status.String() + ": no result yet"
+	}
+	out := strings.TrimSpace(last.Output)
+	if out == "" {
+		out = last.Outcome.String()
+	}
+	return c.State.Status.String() + ": " + strings.ReplaceAll(out, "\n", " ")
+}
+
+func wantsJSON(r *http.Request) bool {
+	if r.URL.RawQuery != "" && r.URL.Query().Get("format") == "json" {
+		return true
+	}
+	a := r.Header.Get("Accept")
+	return a != "" && (strings.Contains(a, "application/health+json") || strings.Contains(a, "application/json"))
+}
+
+var (
+	textType = []string{"text/plain; charset=utf-8"}
+	nosniff  = []string{"nosniff"}
+	noStore  = []string{"no-store"}
+)
+
+func writeText(w http.ResponseWriter, code int, body string) {
+	hd := w.Header()
+	hd["Content-Type"] = textType
+	hd["X-Content-Type-Options"] = nosniff
+	hd["Cache-Control"] = noStore
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(body))
+}
