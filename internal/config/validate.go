@@ -189,4 +189,3 @@ func validAddress(addr string) error {
 	}
 	return nil
 }
-
