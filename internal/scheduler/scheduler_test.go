@@ -1,0 +1,219 @@
+package scheduler
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"healthbridge/internal/probe"
+	"healthbridge/internal/state"
+)
+
+// scripted is an in-process target: it returns the scripted outcomes in
+// turn (the last one repeats), records when each run started, and takes
+// `took` to answer (or until ctx is done).
+type scripted struct {
+	mu       sync.Mutex
+	outcomes []probe.Outcome
+	took     time.Duration
+	starts   []time.Time
+	running  atomic.Int32
+	overlaps atomic.Int32
+}
+
+func (s *scripted) Probe(ctx context.Context) probe.Result {
+	if s.running.Add(1) > 1 {
+		s.overlaps.Add(1)
+	}
+	defer s.running.Add(-1)
+	s.mu.Lock()
+	s.starts = append(s.starts, time.Now())
+	o := s.outcomes[0]
+	if len(s.outcomes) > 1 {
+		s.outcomes = s.outcomes[1:]
+	}
+	s.mu.Unlock()
+	if s.took > 0 {
+		select {
+		case <-time.After(s.took):
+		case <-ctx.Done():
+			return probe.Failure("timeout")
+		}
+	}
+	return probe.Result{Outcome: o}
+}
+
+func (s *scripted) startOffsets(base time.Time) []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []time.Duration
+	for _, t := range s.starts {
+		out = append(out, t.Sub(base))
+	}
+	return out
+}
+
+func newStore(policies map[string]state.Policy, names ...string) *state.Store {
+	var infos []state.Info
+	for _, n := range names {
+		infos = append(infos, state.Info{Name: n, Kind: "test", Policy: policies[n]})
+	}
+	return state.NewStore(infos, time.Now())
+}
+
+func equalDurations(a, b []time.Duration) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestScheduleInitialDelayPeriodAndNoOverlap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		p := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}, took: 3 * time.Second}
+		store := newStore(nil, "c")
+		s := New(store, []Check{{Name: "c", Prober: p, InitialDelay: 5 * time.Second, Period: 10 * time.Second, Timeout: 4 * time.Second}}, nil)
+		s.Start(t.Context())
+		time.Sleep(40 * time.Second)
+		s.Stop()
+		// Runs start at 5s, then each 10s after the previous run ended (3s).
+		want := []time.Duration{5 * time.Second, 18 * time.Second, 31 * time.Second}
+		if got := p.startOffsets(start); !equalDurations(got, want) {
+			t.Fatalf("runs started at %v, want %v", got, want)
+		}
+		if p.overlaps.Load() != 0 {
+			t.Fatal("runs overlapped")
+		}
+	})
+}
+
+func TestScheduleTimeoutIsAFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}, took: time.Hour}
+		store := newStore(map[string]state.Policy{"c": {FailureThreshold: 1}}, "c")
+		s := New(store, []Check{{Name: "c", Prober: p, Period: 10 * time.Second, Timeout: time.Second}}, nil)
+		s.Start(t.Context())
+		time.Sleep(1500 * time.Millisecond)
+		c, _ := store.Snapshot().Get("c")
+		if c.State.Status != state.StatusUnhealthy {
+			t.Fatalf("after a timed-out run: %v, want unhealthy", c.State.Status)
+		}
+		if last, _ := c.State.Last(); last.Duration() != time.Second {
+			t.Fatalf("run took %v, want the 1s timeout", last.Duration())
+		}
+		s.Stop()
+	})
+}
+
+func TestScheduleStartInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		p := &scripted{outcomes: []probe.Outcome{probe.OutcomeFailure}}
+		store := newStore(map[string]state.Policy{"c": {FailureThreshold: 1, StartPeriod: 12 * time.Second}}, "c")
+		s := New(store, []Check{{Name: "c", Prober: p, Period: 30 * time.Second, StartInterval: 5 * time.Second, Timeout: time.Second}}, nil)
+		s.Start(t.Context())
+		time.Sleep(50 * time.Second)
+		s.Stop()
+		// Every 5s while starting inside the 12s start period; the run at
+		// 15s counts (unhealthy), then every 30s.
+		want := []time.Duration{0, 5 * time.Second, 10 * time.Second, 15 * time.Second, 45 * time.Second}
+		if got := p.startOffsets(start); !equalDurations(got, want) {
+			t.Fatalf("runs started at %v, want %v", got, want)
+		}
+	})
+}
+
+func TestStartupGatesOtherChecks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		boot := &scripted{outcomes: []probe.Outcome{probe.OutcomeFailure, probe.OutcomeFailure, probe.OutcomeSuccess}}
+		live := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}}
+		store := newStore(nil, "boot", "live")
+		s := New(store, []Check{
+			{Name: "boot", Prober: boot, Period: 2 * time.Second, Timeout: time.Second, Startup: true},
+			{Name: "live", Prober: live, Period: 10 * time.Second, Timeout: time.Second, InitialDelay: time.Second},
+		}, nil)
+		s.Start(t.Context())
+		time.Sleep(30 * time.Second)
+		s.Stop()
+		// boot fails at 0s and 2s, succeeds at 4s, then stops running.
+		if got, want := boot.startOffsets(start), []time.Duration{0, 2 * time.Second, 4 * time.Second}; !equalDurations(got, want) {
+			t.Fatalf("startup check ran at %v, want %v", got, want)
+		}
+		// live waits for the gate (its 1s initial delay has passed by then).
+		if got, want := live.startOffsets(start), []time.Duration{4 * time.Second, 14 * time.Second, 24 * time.Second}; !equalDurations(got, want) {
+			t.Fatalf("liveness check ran at %v, want %v", got, want)
+		}
+	})
+}
+
+type panicky struct{}
+
+func (panicky) Probe(context.Context) probe.Result { panic("boom") }
+
+func TestPanicBecomesUnknown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newStore(map[string]state.Policy{"c": {FailureThreshold: 1}}, "c")
+		s := New(store, []Check{{Name: "c", Prober: panicky{}, Period: time.Second, Timeout: time.Second}}, nil)
+		s.Start(t.Context())
+		time.Sleep(2500 * time.Millisecond)
+		s.Stop()
+		c, _ := store.Snapshot().Get("c")
+		last, _ := c.State.Last()
+		if c.State.Runs != 3 || last.Outcome != probe.OutcomeUnknown || last.Output != "probe panicked: boom" {
+			t.Fatalf("runs %d, last %+v", c.State.Runs, last)
+		}
+		if c.State.Status != state.StatusUnhealthy {
+			t.Fatalf("unknown must count as failure: %v", c.State.Status)
+		}
+	})
+}
+
+func TestStopCancelsInFlightRunAndIsIdempotent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}, took: time.Hour}
+		store := newStore(nil, "c")
+		s := New(store, []Check{{Name: "c", Prober: p, Period: time.Second, Timeout: time.Hour}}, nil)
+		s.Start(t.Context())
+		time.Sleep(time.Minute)
+		if p.running.Load() != 1 {
+			t.Fatal("run not in flight")
+		}
+		s.Stop()
+		if p.running.Load() != 0 {
+			t.Fatal("Stop returned with a run in flight")
+		}
+		s.Stop()
+		if c, _ := store.Snapshot().Get("c"); c.State.Runs != 0 {
+			t.Fatalf("a cancelled run was recorded: %d runs", c.State.Runs)
+		}
+	})
+}
+
+func TestRunNow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		p := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}}
+		store := newStore(nil, "c")
+		s := New(store, []Check{{Name: "c", Prober: p, Period: time.Hour, Timeout: time.Second}}, nil)
+		s.Start(t.Context())
+		time.Sleep(10 * time.Second)
+		if !s.RunNow("c") || s.RunNow("nope") {
+			t.Fatal("RunNow result wrong")
+		}
+		time.Sleep(time.Second)
+		s.Stop()
+		if got, want := p.startOffsets(start), []time.Duration{0, 10 * time.Second}; !equalDurations(got, want) {
+			t.Fatalf("runs at %v, want %v", got, want)
+		}
+	})
+}

@@ -1,0 +1,180 @@
+package state
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"healthbridge/internal/config"
+	"healthbridge/internal/probe"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func outcomes(s string) []probe.Outcome {
+	m := map[rune]probe.Outcome{'S': probe.OutcomeSuccess, 'F': probe.OutcomeFailure, 'U': probe.OutcomeUnknown,
+		'W': probe.OutcomeWarning, '2': probe.OutcomeStarting}
+	var out []probe.Outcome
+	for _, r := range s {
+		out = append(out, m[r])
+	}
+	return out
+}
+
+func statuses(s string) []Status {
+	m := map[rune]Status{'s': StatusStarting, 'h': StatusHealthy, 'u': StatusUnhealthy}
+	var out []Status
+	for _, r := range s {
+		out = append(out, m[r])
+	}
+	return out
+}
+
+func TestNextThresholds(t *testing.T) {
+	tests := []struct {
+		name       string
+		policy     Policy
+		results    string // one letter per result, one second apart
+		want       string // status after each result
+		wantStreak int    // failure streak at the end
+	}{
+		{"issue example: success 3 failure 2 over F,S,S,F,S,S,S", Policy{SuccessThreshold: 3, FailureThreshold: 2}, "FSSFSSS", "ssssssh", 0},
+		{"kubelet defaults: three failures to unhealthy", Policy{SuccessThreshold: 1, FailureThreshold: 3}, "SFFFS", "hhhuh", 0},
+		{"failure streak broken by a success", Policy{SuccessThreshold: 1, FailureThreshold: 2}, "SFSFSF", "hhhhhh", 1},
+		{"unknown counts as failure", Policy{SuccessThreshold: 1, FailureThreshold: 2}, "UU", "su", 2},
+		{"warning counts as success", Policy{SuccessThreshold: 2, FailureThreshold: 1}, "WW", "sh", 0},
+		{"docker retries 1: first failure is unhealthy", Policy{FailureThreshold: 1}, "FS", "uh", 0},
+		{"successThreshold 3 from unhealthy", Policy{SuccessThreshold: 3, FailureThreshold: 1}, "FSSFSSS", "uuuuuuh", 0},
+		{"zero thresholds mean 1", Policy{}, "SF", "hu", 1},
+		{"exit code 2 while starting is not counted", Policy{FailureThreshold: 1}, "22S", "ssh", 0},
+		{"exit code 2 after starting is a failure", Policy{FailureThreshold: 1}, "S2", "hu", 1},
+		{"exit code 2 while unhealthy stays unhealthy", Policy{FailureThreshold: 1}, "F2S", "uuh", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := Initial(t0)
+			want := statuses(tt.want)
+			for i, o := range outcomes(tt.results) {
+				now := t0.Add(time.Duration(i+1) * time.Second)
+				st = Next(st, probe.Result{Outcome: o, End: now}, now, tt.policy)
+				if st.Status != want[i] {
+					t.Fatalf("after result %d (%s): status %v, want %v", i+1, tt.results[:i+1], st.Status, want[i])
+				}
+			}
+			if st.FailureStreak != tt.wantStreak {
+				t.Errorf("failure streak %d, want %d", st.FailureStreak, tt.wantStreak)
+			}
+		})
+	}
+}
+
+func TestNextStartPeriod(t *testing.T) {
+	p := Policy{FailureThreshold: 2, StartPeriod: 10 * time.Second}
+	st := Initial(t0)
+	// Failures within the start period are recorded but not counted.
+	for i := 1; i <= 4; i++ {
+		now := t0.Add(time.Duration(i*2) * time.Second)
+		st = Next(st, probe.Result{Outcome: probe.OutcomeFailure}, now, p)
+		if st.Status != StatusStarting || st.FailureStreak != 0 {
+			t.Fatalf("at %ds: %v streak %d, want starting streak 0", i*2, st.Status, st.FailureStreak)
+		}
+	}
+	if st.Runs != 4 || len(st.Results) != 4 {
+		t.Fatalf("runs %d results %d, want 4 and 4", st.Runs, len(st.Results))
+	}
+	// After the start period they count: two more make it unhealthy.
+	st = Next(st, probe.Result{Outcome: probe.OutcomeFailure}, t0.Add(11*time.Second), p)
+	if st.Status != StatusStarting || st.FailureStreak != 1 {
+		t.Fatalf("first counted failure: %v streak %d", st.Status, st.FailureStreak)
+	}
+	st = Next(st, probe.Result{Outcome: probe.OutcomeFailure}, t0.Add(12*time.Second), p)
+	if st.Status != StatusUnhealthy {
+		t.Fatalf("second counted failure: %v, want unhealthy", st.Status)
+	}
+
+	// A success during the start period ends it (healthy), and later
+	// failures count even inside the period.
+	st = Initial(t0)
+	st = Next(st, probe.Result{Outcome: probe.OutcomeSuccess}, t0.Add(time.Second), p)
+	st = Next(st, probe.Result{Outcome: probe.OutcomeFailure}, t0.Add(2*time.Second), p)
+	st = Next(st, probe.Result{Outcome: probe.OutcomeFailure}, t0.Add(3*time.Second), p)
+	if st.Status != StatusUnhealthy {
+		t.Fatalf("failures after healthy inside the start period: %v, want unhealthy", st.Status)
+	}
+}
+
+func TestNextKeepsLastFiveAndDoesNotShare(t *testing.T) {
+	st := Initial(t0)
+	var prevs []CheckState
+	for i := range 8 {
+		prevs = append(prevs, st)
+		st = Next(st, probe.Result{Outcome: probe.OutcomeSuccess, Output: string(rune('a' + i))}, t0, Policy{})
+	}
+	var got []string
+	for _, r := range st.Results {
+		got = append(got, r.Output)
+	}
+	if strings.Join(got, "") != "defgh" {
+		t.Fatalf("kept %q, want defgh (oldest first)", got)
+	}
+	if st.Outcomes[probe.OutcomeSuccess] != 8 || st.Runs != 8 {
+		t.Fatalf("counted %d successes, %d runs; want 8, 8", st.Outcomes[probe.OutcomeSuccess], st.Runs)
+	}
+	// Earlier states are untouched.
+	if n := len(prevs[3].Results); n != 3 || prevs[3].Results[2].Output != "c" {
+		t.Fatalf("state 3 changed: %+v", prevs[3].Results)
+	}
+}
+
+func TestNextSinceOnlyMovesOnChange(t *testing.T) {
+	st := Initial(t0)
+	st = Next(st, probe.Result{Outcome: probe.OutcomeSuccess}, t0.Add(time.Second), Policy{})
+	st = Next(st, probe.Result{Outcome: probe.OutcomeSuccess}, t0.Add(2*time.Second), Policy{})
+	if !st.Since.Equal(t0.Add(time.Second)) {
+		t.Fatalf("since %v, want the first transition", st.Since)
+	}
+}
+
+func TestStoreVerdicts(t *testing.T) {
+	infos := []Info{
+		{Name: "live", Kind: "exec", Roles: []config.Role{config.RoleLiveness}, Policy: Policy{FailureThreshold: 1}},
+		{Name: "ready", Kind: "tcpSocket", Roles: []config.Role{config.RoleReadiness}, Policy: Policy{FailureThreshold: 1}},
+		{Name: "boot", Kind: "httpGet", Roles: []config.Role{config.RoleStartup}, Policy: Policy{FailureThreshold: 1}},
+	}
+	s := NewStore(infos, t0)
+	snap := s.Snapshot()
+	// Starting: liveness passes, readiness and startup fail, healthz fails.
+	for sc, want := range map[Scope]bool{ScopeLiveness: true, ScopeReadiness: false, ScopeStartup: false, ScopeAll: false} {
+		if got := snap.Plain(sc); got != want {
+			t.Errorf("starting: %v = %v, want %v", sc, got, want)
+		}
+	}
+	changed := s.Changed()
+	tr := s.Record("ready", probe.Result{Outcome: probe.OutcomeSuccess}, t0)
+	if !tr.Changed() || tr.To != StatusHealthy {
+		t.Fatalf("transition %+v", tr)
+	}
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Changed not closed by Record")
+	}
+	if !s.Snapshot().Plain(ScopeReadiness) {
+		t.Fatal("readiness should pass once ready is healthy")
+	}
+	if snap.Plain(ScopeReadiness) {
+		t.Fatal("an old snapshot changed")
+	}
+	s.Record("live", probe.Result{Outcome: probe.OutcomeFailure}, t0)
+	if s.Snapshot().Plain(ScopeLiveness) {
+		t.Fatal("liveness should fail once live is unhealthy")
+	}
+	v := s.Snapshot().Evaluate(ScopeLiveness, map[string]bool{"live": true})
+	if !v.OK || !v.Entries[0].Excluded {
+		t.Fatalf("excluded liveness verdict %+v", v)
+	}
+	s.SetShuttingDown(t0)
+	if s.Snapshot().Plain(ScopeReadiness) || !s.Snapshot().Evaluate(ScopeReadiness, nil).ShuttingDown {
+		t.Fatal("readiness must fail while shutting down")
+	}
+}
