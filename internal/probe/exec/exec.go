@@ -94,7 +94,9 @@ func unwrapExecErr(err error) error {
 func (p *Prober) Probe(ctx context.Context) probe.Result {
 	r, w, err := os.Pipe()
 	if err != nil {
-		return probe.Unknown(fmt.Errorf("exec: pipe: %w", err))
+		res := probe.Unknown(fmt.Errorf("exec: pipe: %w", err))
+		res.ExitCode = -1
+		return res
 	}
 	cmd := osexec.CommandContext(ctx, p.path, p.argv[1:]...)
 	cmd.Args[0] = p.argv[0]
@@ -119,7 +121,9 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	if err != nil {
 		_ = r.Close()
 		<-copied
-		return probe.Unknown(fmt.Errorf("exec %q: %w", p.argv[0], unwrapExecErr(err)))
+		res := probe.Unknown(fmt.Errorf("exec %q: %w", p.argv[0], unwrapExecErr(err)))
+		res.ExitCode = -1
+		return res
 	}
 	pid := cmd.Process.Pid
 	waitErr := proc.Wait(cmd)

@@ -1,0 +1,171 @@
+package exec
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"healthbridge/internal/config"
+	"healthbridge/internal/probe"
+)
+
+func newProber(t *testing.T, timeout time.Duration, startingCode int, argv ...string) *Prober {
+	t.Helper()
+	p, err := NewArgv(argv, timeout, startingCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func run(t *testing.T, p *Prober, timeout time.Duration) (probe.Result, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	start := time.Now()
+	r := p.Probe(ctx)
+	return r, time.Since(start)
+}
+
+func TestExecOutcomes(t *testing.T) {
+	tests := []struct {
+		name     string
+		argv     []string
+		starting int
+		want     probe.Outcome
+		code     int
+		output   string
+	}{
+		{"exit 0 is success", []string{"sh", "-c", "echo ok"}, 0, probe.OutcomeSuccess, 0, "ok\n"},
+		{"exit 1 is failure", []string{"sh", "-c", "echo bad >&2; exit 1"}, 0, probe.OutcomeFailure, 1, "bad\n"},
+		{"exit 2 is failure by default", []string{"sh", "-c", "exit 2"}, 0, probe.OutcomeFailure, 2, "exit status 2"},
+		{"exit 2 is starting with startingExitCode 2", []string{"sh", "-c", "exit 2"}, 2, probe.OutcomeStarting, 2, ""},
+		{"stdout and stderr together, in order", []string{"sh", "-c", "echo a; echo b >&2; echo c"}, 0, probe.OutcomeSuccess, 0, "a\nb\nc\n"},
+		{"argv without a shell: the sh -c pitfall", []string{"echo", "ps -ef | grep python"}, 0, probe.OutcomeSuccess, 0, "ps -ef | grep python\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, _ := run(t, newProber(t, 5*time.Second, tt.starting, tt.argv...), 5*time.Second)
+			if r.Outcome != tt.want || r.ExitCode != tt.code || r.Output != tt.output {
+				t.Fatalf("got %v code %d output %q; want %v code %d output %q", r.Outcome, r.ExitCode, r.Output, tt.want, tt.code, tt.output)
+			}
+		})
+	}
+}
+
+func TestExecTimeoutKillsWholeGroup(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "grandchild")
+	// The grandchild ignores nothing but would outlive its parent if only
+	// the parent were killed.
+	script := "sleep 300 & echo $! > " + pidFile + "; echo partial; sleep 300"
+	p := newProber(t, time.Second, 0, "sh", "-c", script)
+	r, took := run(t, p, time.Second)
+	if took > 3*time.Second {
+		t.Fatalf("timeout took %v", took)
+	}
+	if r.Outcome != probe.OutcomeFailure || r.ExitCode != -1 {
+		t.Fatalf("got %v code %d", r.Outcome, r.ExitCode)
+	}
+	if want := "Health check exceeded timeout (1s): partial\n"; r.Output != want {
+		t.Fatalf("output %q, want %q", r.Output, want)
+	}
+	assertDead(t, pidFile)
+}
+
+func TestExecBackgroundChildHoldingStdoutReturnsPromptly(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "bg")
+	p := newProber(t, 10*time.Second, 0, "sh", "-c", "sleep 300 & echo $! > "+pidFile+"; echo ok")
+	r, took := run(t, p, 10*time.Second)
+	if took > 2*time.Second {
+		t.Fatalf("took %v with a background child holding stdout", took)
+	}
+	if r.Outcome != probe.OutcomeSuccess || r.Output != "ok\n" {
+		t.Fatalf("got %v %q", r.Outcome, r.Output)
+	}
+	assertDead(t, pidFile)
+}
+
+// assertDead checks that the pid written in file is not a live process (a
+// zombie awaiting its reaper counts as dead).
+func assertDead(t *testing.T, file string) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil || strings.Contains(string(st), ") Z ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("process %d spawned by the probe outlived the run", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestExecHugeOutputIsCappedAndNeverBlocks(t *testing.T) {
+	// 1 MiB on stdout and 1 MiB on stderr.
+	p := newProber(t, 10*time.Second, 0, "sh", "-c", "head -c 1048576 /dev/zero | tr '\\0' x; head -c 1048576 /dev/zero | tr '\\0' y >&2; exit 3")
+	r, took := run(t, p, 10*time.Second)
+	if took > 5*time.Second {
+		t.Fatalf("took %v", took)
+	}
+	if r.Outcome != probe.OutcomeFailure || r.ExitCode != 3 {
+		t.Fatalf("got %v code %d: the child must not block on a full pipe", r.Outcome, r.ExitCode)
+	}
+	if want := strings.Repeat("x", probe.MaxOutput) + probe.Truncated; r.Output != want {
+		t.Fatalf("output is %d bytes (%q...), want %d x's and %q", len(r.Output), r.Output[:min(20, len(r.Output))], probe.MaxOutput, probe.Truncated)
+	}
+}
+
+func TestExecMissingBinary(t *testing.T) {
+	c := &config.Check{}
+	c.Exec = &corev1.ExecAction{Command: []string{"no-such-binary-healthbridge"}}
+	_, err := New(c, probe.Deps{})
+	if err == nil || !strings.HasPrefix(err.Error(), `exec.command[0]: "no-such-binary-healthbridge" not found`) {
+		t.Fatalf("New error %v", err)
+	}
+
+	// A binary that disappears after start-up is Unknown, not a crash.
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "check")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := newProber(t, time.Second, 0, bin)
+	if r, _ := run(t, p, 5*time.Second); r.Outcome != probe.OutcomeSuccess {
+		t.Fatalf("before removal: %v %q", r.Outcome, r.Output)
+	}
+	if err := os.Remove(bin); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := run(t, p, 5*time.Second)
+	if r.Outcome != probe.OutcomeUnknown || r.Err == nil || r.ExitCode != -1 {
+		t.Fatalf("after removal: %v code %d err %v", r.Outcome, r.ExitCode, r.Err)
+	}
+}
+
+func TestCaptureUTF8Boundary(t *testing.T) {
+	c := newCapture(5)
+	_, _ = c.Write([]byte("abcdé")) // é is 2 bytes: only its first fits
+	if got := c.String(); got != "abcd"+probe.Truncated {
+		t.Fatalf("got %q", got)
+	}
+}

@@ -1,0 +1,105 @@
+package proc_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"healthbridge/internal/probe/exec"
+	"healthbridge/internal/proc"
+)
+
+// zombies counts this process's zombie children.
+func zombies(t *testing.T) int {
+	t.Helper()
+	n := 0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		st, ppid, ok := proc.ReadStat("/proc/" + e.Name() + "/stat")
+		if ok && st == 'Z' && ppid == os.Getpid() {
+			n++
+		}
+	}
+	return n
+}
+
+// TestReaperKeepsExitCodesAndLeavesNoZombies runs many probes that leave
+// orphans behind (one in the probe's group, one escaped with setsid) with
+// this test process as a child subreaper, as healthbridge is as PID 1.
+func TestReaperKeepsExitCodesAndLeavesNoZombies(t *testing.T) {
+	if ok, err := proc.ShouldReap(true); !ok || err != nil {
+		t.Skipf("cannot become a child subreaper: %v", err)
+	}
+	p, err := exec.NewArgv([]string{"sh", "-c", "sleep 0.2 & setsid sleep 0.01 & exit 7"}, 5*time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probeOnce := func() int {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		return p.Probe(ctx).ExitCode
+	}
+
+	// Without a reaper the orphans pile up as zombies: the test can fail.
+	for range 5 {
+		if code := probeOnce(); code != 7 {
+			t.Fatalf("exit code %d, want 7", code)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // let the setsid sleeps finish
+	if n := zombies(t); n == 0 {
+		t.Fatal("expected zombies before the reaper runs; is the subreaper set?")
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); proc.Reap(ctx, slog.New(slog.DiscardHandler)) }()
+
+	const runs, workers = 300, 4
+	codes := make(chan int, runs)
+	var pw sync.WaitGroup
+	for range workers {
+		pw.Add(1)
+		go func() {
+			defer pw.Done()
+			for range runs / workers {
+				codes <- probeOnce()
+			}
+		}()
+	}
+	pw.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 7 {
+			t.Fatalf("a probe reported exit code %d, want 7: the reaper stole a status", c)
+		}
+	}
+	// Let the last orphans exit, then the reaper must have collected all.
+	deadline := time.Now().Add(10 * time.Second)
+	for zombies(t) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d zombies left after the reaper ran", zombies(t))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	if n := proc.Tracked(); n != 0 {
+		t.Fatalf("%d started commands still tracked", n)
+	}
+}
+
+func TestReadStatParsesAwkwardNames(t *testing.T) {
+	f := t.TempDir() + "/stat"
+	if err := os.WriteFile(f, []byte("42 (a) b (c) Z 17 42 42 0 -1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, ppid, ok := proc.ReadStat(f)
+	if !ok || st != 'Z' || ppid != 17 {
+		t.Fatalf("got %c %d %v", st, ppid, ok)
+	}
+}
