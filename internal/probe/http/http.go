@@ -165,7 +165,8 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	res := probe.Result{HTTPStatus: resp.StatusCode, Output: string(body)}
 	switch {
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		// Only a redirect we chose not to follow gets here.
+		// A redirect we chose not to follow (or a 3xx without Location): a
+		// warning, which counts as success, exactly as the kubelet.
 		res.Outcome = probe.OutcomeWarning
 		res.Output = fmt.Sprintf("Probe terminated redirects (%d to %s), Response body: %s",
 			resp.StatusCode, resp.Header.Get("Location"), body)
