@@ -35,7 +35,16 @@ func Load(path string) (*Config, error) {
 func Parse(data []byte) (*Config, error) {
 	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		// The YAML parser's "unmarshal errors:" list: one error per line.
+		msg := strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")
+		msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
+		var errs []error
+		for _, line := range strings.Split(msg, "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				errs = append(errs, fmt.Errorf("config: %s", line))
+			}
+		}
+		return nil, errors.Join(errs...)
 	}
 	var tree any
 	if err := json.Unmarshal(js, &tree); err != nil {

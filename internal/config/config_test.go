@@ -1,0 +1,81 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden .err files")
+
+// TestInvalidGolden pins the exact error text of every invalid config in
+// testdata/invalid: every problem, one per line, with its field path.
+func TestInvalidGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/invalid/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no golden files")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			cfg, err := Load(f)
+			if err == nil {
+				t.Fatalf("loaded without error: %+v", cfg)
+			}
+			if cfg != nil {
+				t.Fatal("a config was returned with an error")
+			}
+			golden := strings.TrimSuffix(f, ".yaml") + ".err"
+			if *update {
+				_ = os.WriteFile(golden, []byte(err.Error()+"\n"), 0o644)
+			}
+			want, rerr := os.ReadFile(golden)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if got := err.Error() + "\n"; got != string(want) {
+				t.Fatalf("error text:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestPastedKubernetesProbe(t *testing.T) {
+	cfg, err := Load("testdata/valid/pasted-readiness.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, tcp, py := cfg.Checks[0], cfg.Checks[1], cfg.Checks[2]
+	if web.Kind() != KindHTTPGet || web.HTTPGet.Port.IntValue() != 5000 || web.TimeoutSeconds != 2 || web.InitialDelaySeconds != 3 ||
+		!web.HasRole(RoleReadiness) || web.HasRole(RoleLiveness) {
+		t.Fatalf("web: %+v", web)
+	}
+	// Defaults: Kubernetes' for the probe, Docker's start interval, both roles.
+	if tcp.PeriodSeconds != 10 || tcp.TimeoutSeconds != 1 || tcp.SuccessThreshold != 1 || tcp.FailureThreshold != 3 ||
+		tcp.StartIntervalSeconds != 5 || !tcp.HasRole(RoleLiveness) || !tcp.HasRole(RoleReadiness) || tcp.Kind() != KindTCPSocket {
+		t.Fatalf("tcp defaults: %+v", tcp)
+	}
+	if py.Kind() != KindExec || py.StartingExitCode != 2 || py.StartPeriod().Seconds() != 30 || py.Exec.Command[2] != "ps -ef | grep python" {
+		t.Fatalf("python: %+v", py)
+	}
+	if cfg.Listen != "127.0.0.1:0" || cfg.FailureStatusCode != 503 {
+		t.Fatalf("top level: %+v", cfg)
+	}
+}
+
+func TestStartIntervalCappedAtPeriod(t *testing.T) {
+	cfg, err := Parse([]byte("checks: [{name: a, periodSeconds: 2, tcpSocket: {port: 1}}]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Checks[0].StartIntervalSeconds; got != 2 {
+		t.Fatalf("start interval %d, want the 2s period", got)
+	}
+}
+
+func TestJSONConfigAccepted(t *testing.T) {
+	if _, err := Parse([]byte(`{"checks":[{"name":"a","exec":{"command":["true"]}}]}`)); err != nil {
+		t.Fatal(err)
+	}
+}
