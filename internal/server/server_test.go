@@ -86,7 +86,7 @@ func TestEndpoints(t *testing.T) {
 		{"/readyz/db", 503, "[-]db failed: reason withheld\nreadyz/db check failed\n"},
 		{"/livez/web?verbose", 200, "[+]web ok\nlivez/web check passed\n"},
 		{"/healthz/boot", 200, "ok"},
-		{"/livez/db", 404, "404 page not found\n"},  // db is not a liveness check
+		{"/livez/db", 404, "404 page not found\n"},    // db is not a liveness check
 		{"/readyz/nope", 404, "404 page not found\n"}, // no such check
 		{"/nope", 404, "404 page not found\n"},
 		{"//readyz", 404, "404 page not found\n"}, // never a redirect

@@ -1,0 +1,210 @@
+// Command readyz loads healthbridge's /readyz over loopback and reports its
+// requests per second as a ratio to a bare net/http handler answering "ok",
+// measured in the same run with the same client.
+//
+//	go run ./bench/readyz [-n 200000] [-c 16] [-rounds 3]
+//
+// Both servers run as separate processes (the load generator would
+// otherwise steal their CPU unevenly): healthbridge with a config of three
+// healthy checks, and this program re-executed as the bare server. Rounds
+// alternate bare, healthbridge, bare, … so drift affects both alike; the
+// ratio is of the medians.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	bare := flag.String("serve-bare", "", "internal: serve a bare ok handler on this address")
+	n := flag.Int("n", 200000, "requests per round")
+	c := flag.Int("c", 16, "concurrent keep-alive connections")
+	rounds := flag.Int("rounds", 3, "rounds per server")
+	maxDur := flag.Duration("max", 60*time.Second, "stop a round after this long")
+	flag.Parse()
+	if *bare != "" {
+		serveBare(*bare)
+		return
+	}
+	if err := run(*n, *c, *rounds, *maxDur); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func serveBare(addr string) {
+	srv := &http.Server{Addr: addr, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	})}
+	fmt.Fprintln(os.Stderr, "msg=serving addr="+addr)
+	_ = srv.ListenAndServe()
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func run(n, c, rounds int, maxDur time.Duration) error {
+	dir, err := os.MkdirTemp("", "hb-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	hb := filepath.Join(dir, "healthbridge")
+	if out, err := exec.Command("go", "build", "-o", hb, "./cmd/healthbridge").CombinedOutput(); err != nil {
+		return fmt.Errorf("build (run from the repository root): %v\n%s", err, out)
+	}
+	// Three checks that are healthy: TCP to the bare server's port.
+	bareAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	hbAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	_, barePort, _ := net.SplitHostPort(bareAddr)
+	cfg := filepath.Join(dir, "config.yaml")
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: %q\nchecks:\n", hbAddr)
+	for _, name := range []string{"a", "b", "c"} {
+		fmt.Fprintf(&b, "  - name: %s\n    tcpSocket: {port: %s}\n    periodSeconds: 1\n    failureThreshold: 1\n", name, barePort)
+	}
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	self, _ := os.Executable()
+	bareCmd, err := startServer(self, "-serve-bare", bareAddr)
+	if err != nil {
+		return err
+	}
+	defer bareCmd.Process.Kill()
+	hbCmd, err := startServer(hb, "--config", cfg, "--log-level", "warn")
+	if err != nil {
+		return err
+	}
+	defer hbCmd.Process.Kill()
+	if err := waitFor("http://"+hbAddr+"/readyz", 200, 20*time.Second); err != nil {
+		return err
+	}
+	if err := waitFor("http://"+bareAddr+"/readyz", 200, 20*time.Second); err != nil {
+		return err
+	}
+
+	var bareRates, hbRates []float64
+	for r := 0; r < rounds; r++ {
+		br, err := load("http://"+bareAddr+"/readyz", n, c, maxDur)
+		if err != nil {
+			return err
+		}
+		hr, err := load("http://"+hbAddr+"/readyz", n, c, maxDur)
+		if err != nil {
+			return err
+		}
+		bareRates, hbRates = append(bareRates, br), append(hbRates, hr)
+		fmt.Printf("round %d: bare %.0f req/s, healthbridge /readyz %.0f req/s (ratio %.3f)\n", r+1, br, hr, hr/br)
+	}
+	mb, mh := median(bareRates), median(hbRates)
+	fmt.Printf("median: bare %.0f req/s, healthbridge /readyz %.0f req/s\nratio healthbridge/bare: %.3f (%d requests x %d rounds, %d connections)\n",
+		mb, mh, mh/mb, n, rounds, c)
+	return nil
+}
+
+func startServer(bin string, args ...string) (*exec.Cmd, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout = os.Stdout
+	errp, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		sc := bufio.NewScanner(errp)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "level=ERROR") {
+				fmt.Fprintln(os.Stderr, sc.Text())
+			}
+		}
+	}()
+	return cmd, nil
+}
+
+func waitFor(url string, code int, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == code {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer %d within %v", url, code, within)
+}
+
+// load sends n GETs over c keep-alive connections and returns requests/s.
+// Every response must be 200.
+func load(url string, n, c int, maxDur time.Duration) (float64, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: c, MaxConnsPerHost: c, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	var left atomic.Int64
+	left.Store(int64(n))
+	var done atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(maxDur)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for left.Add(-1) >= 0 && time.Now().Before(deadline) {
+				resp, err := client.Get(url)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					firstErr.CompareAndSwap(nil, fmt.Errorf("%s: status %d", url, resp.StatusCode))
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if e := firstErr.Load(); e != nil {
+		return 0, e.(error)
+	}
+	return float64(done.Load()) / time.Since(start).Seconds(), nil
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}

@@ -1,0 +1,67 @@
+package compat
+
+import (
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"healthbridge/internal/probe"
+	"healthbridge/internal/state"
+)
+
+func TestExechealthzAnswers(t *testing.T) {
+	e, err := ParseExechealthz([]string{"-cmd", "ls /tmp/test", "-latency", "30s"}, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Port != 8080 || e.Period != 2*time.Second || len(e.Pairs) != 1 || e.Pairs[0].URL != "/healthz" {
+		t.Fatalf("defaults: %+v", e)
+	}
+	cfg := e.Config()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.Checks[0]; c.Exec.Command[0] != "sh" || c.Exec.Command[2] != "ls /tmp/test" || c.PeriodSeconds != 2 ||
+		c.TimeoutSeconds != 30 || c.FailureThreshold != 1 || cfg.Listen != ":8080" {
+		t.Fatalf("config: %+v", c)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	store := state.NewStore([]state.Info{{Name: e.Pairs[0].Check, Kind: "exec", Policy: state.Policy{FailureThreshold: 1}}}, t0)
+	now := t0
+	h := e.Handlers(store)["/healthz"].(*exechealthzHandler)
+	h.now = func() time.Time { return now }
+	get := func() (int, string) {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
+		return w.Code, w.Body.String()
+	}
+
+	if code, body := get(); code != 503 || !strings.HasPrefix(body, "Healthz probe error: no result yet") {
+		t.Fatalf("before the first result: %d %q", code, body)
+	}
+	store.Record(e.Pairs[0].Check, probe.Result{Outcome: probe.OutcomeFailure, ExitCode: 2, Output: "ls: cannot access '/tmp/test'\n", End: t0}, t0)
+	if code, body := get(); code != 503 || body != "Healthz probe error: Result of last exec: ls: cannot access '/tmp/test'\n, at 2026-01-01 00:00:00 +0000 UTC, error exit status 2\n" {
+		t.Fatalf("failure: %d %q", code, body)
+	}
+	store.Record(e.Pairs[0].Check, probe.Result{Outcome: probe.OutcomeSuccess, End: t0.Add(time.Second)}, t0)
+	if code, body := get(); code != 200 || body != "ok" {
+		t.Fatalf("success: %d %q", code, body)
+	}
+	now = t0.Add(32 * time.Second) // last result 31s old, -latency 30s
+	if code, body := get(); code != 503 || !strings.HasPrefix(body, "Healthz probe error: latest result too old to be useful (31s > -latency 30s)") {
+		t.Fatalf("stale: %d %q", code, body)
+	}
+}
+
+func TestIsExechealthz(t *testing.T) {
+	for args, want := range map[string]bool{
+		"-cmd x": true, "--cmd=x": true, "-port 8080": true, "-quiet": true,
+		"--config f": false, "serve --config f": false, "-- -cmd": false,
+	} {
+		if got := IsExechealthz(strings.Fields(args)); got != want {
+			t.Errorf("%q: %v, want %v", args, got, want)
+		}
+	}
+}
