@@ -2,6 +2,8 @@ package scheduler
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -216,4 +218,74 @@ func TestRunNow(t *testing.T) {
 			t.Fatalf("runs at %v, want %v", got, want)
 		}
 	})
+}
+
+// recordingHandler keeps the messages and attributes logged.
+type recordingHandler struct {
+	mu   sync.Mutex
+	recs []map[string]string
+}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &attrHandler{h, as}
+}
+func (h *recordingHandler) WithGroup(string) slog.Handler { return h }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	return h.handle(r, nil)
+}
+func (h *recordingHandler) handle(r slog.Record, extra []slog.Attr) error {
+	m := map[string]string{"msg": r.Message, "level": r.Level.String()}
+	for _, a := range extra {
+		m[a.Key] = a.Value.String()
+	}
+	r.Attrs(func(a slog.Attr) bool { m[a.Key] = a.Value.String(); return true })
+	h.mu.Lock()
+	h.recs = append(h.recs, m)
+	h.mu.Unlock()
+	return nil
+}
+
+type attrHandler struct {
+	*recordingHandler
+	as []slog.Attr
+}
+
+func (h *attrHandler) Handle(_ context.Context, r slog.Record) error { return h.handle(r, h.as) }
+
+func TestEveryStateChangeLoggedOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &scripted{outcomes: outcomesOf("FFSSFFF")}
+		store := newStore(map[string]state.Policy{"c": {FailureThreshold: 2}}, "c")
+		h := &recordingHandler{}
+		s := New(store, []Check{{Name: "c", Kind: "exec", Prober: p, Period: time.Second, Timeout: time.Second}}, slog.New(h))
+		s.Start(t.Context())
+		time.Sleep(6500 * time.Millisecond)
+		s.Stop()
+		var got []string
+		for _, r := range h.recs {
+			if r["msg"] == "check state changed" {
+				if r["check"] != "c" || r["kind"] != "exec" || r["level"] != "INFO" {
+					t.Fatalf("attributes: %v", r)
+				}
+				got = append(got, r["from"]+">"+r["to"])
+			}
+		}
+		want := "starting>unhealthy unhealthy>healthy healthy>unhealthy"
+		if strings.Join(got, " ") != want {
+			t.Fatalf("transitions logged: %q, want %q", got, want)
+		}
+	})
+}
+
+func outcomesOf(s string) []probe.Outcome {
+	var out []probe.Outcome
+	for _, r := range s {
+		if r == 'S' {
+			out = append(out, probe.OutcomeSuccess)
+		} else {
+			out = append(out, probe.OutcomeFailure)
+		}
+	}
+	return out
 }
