@@ -22,6 +22,7 @@ import (
 	"healthbridge/internal/app"
 	"healthbridge/internal/compat"
 	"healthbridge/internal/config"
+	"healthbridge/internal/oneshot"
 	"healthbridge/internal/proc"
 	"healthbridge/internal/state"
 )
@@ -43,6 +44,8 @@ Usage:
   healthbridge [flags] --config FILE       run the checks in FILE and serve their results
   healthbridge serve [flags] --config FILE (the same)
   healthbridge validate FILE               check a config file: exit 0, or print every error and exit 2
+  healthbridge probe URL|tcp|rundir|exec …  probe once: exit 0 healthy, 1 unhealthy (a HEALTHCHECK command)
+  healthbridge check --config FILE [--role R]  run every check of FILE once
   healthbridge version                     print the version
   healthbridge -cmd "ls /tmp/x" [-url /healthz] [-period 2s] [-latency 30s] [-port 8080] [-quiet] [-output]
                                            exechealthz drop-in mode
@@ -72,6 +75,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return serve(args[1:], stdout, stderr)
 		case "validate":
 			return validate(args[1:], stdout, stderr)
+		case "probe":
+			oneshot.UserAgent = "healthbridge/" + app.Version
+			return oneshot.Probe(args[1:], stdout, stderr)
+		case "check":
+			oneshot.UserAgent = "healthbridge/" + app.Version
+			return oneshot.Check(args[1:], stdout, stderr)
 		case "version", "--version", "-version":
 			fmt.Fprintln(stdout, "healthbridge", app.Version)
 			return exitOK

@@ -17,6 +17,7 @@ import (
 	"healthbridge/internal/config"
 	"healthbridge/internal/probe"
 	"healthbridge/internal/probe/kinds"
+	"healthbridge/internal/probe/ttl"
 	"healthbridge/internal/proc"
 	"healthbridge/internal/scheduler"
 	"healthbridge/internal/server"
@@ -58,6 +59,9 @@ type Sidecar struct {
 	srv   *http.Server
 	ln    net.Listener
 	reap  bool
+
+	adminSrv *http.Server // nil without ttl checks
+	adminLn  net.Listener
 }
 
 // Build constructs every prober (so a bad exec command is a start-up
@@ -73,14 +77,29 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		errs   []error
 		checks []scheduler.Check
 		infos  []state.Info
+		board  *ttl.Board
 	)
+	if cfg.HasKind(config.KindTTL) {
+		var names []string
+		for i := range cfg.Checks {
+			if cfg.Checks[i].Kind() == config.KindTTL {
+				names = append(names, cfg.Checks[i].Name)
+			}
+		}
+		board = ttl.NewBoard(names)
+	}
 	for i := range cfg.Checks {
 		c := &cfg.Checks[i]
 		kind := string(c.Kind())
-		p, err := kinds.New(c, probe.Deps{
+		deps := probe.Deps{
 			Logger:    log.With("check", c.Name, "kind", kind),
 			UserAgent: "healthbridge/" + Version,
-		})
+			Name:      c.Name,
+		}
+		if board != nil {
+			deps.Pushed = board
+		}
+		p, err := kinds.New(c, deps)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("checks[%d].%w", i, err))
 			continue
@@ -118,22 +137,45 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	return &Sidecar{
+	sc := &Sidecar{
 		cfg:   cfg,
 		log:   log,
 		store: store,
 		sched: scheduler.New(store, checks, log),
 		ln:    ln,
 		reap:  opts.Reap,
-		srv: &http.Server{
-			Handler:           server.New(store, sopts),
-			ReadHeaderTimeout: readHeaderTimeout,
-			ReadTimeout:       readTimeout,
-			WriteTimeout:      writeTimeout,
-			IdleTimeout:       idleTimeout,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		},
-	}, nil
+		srv:   newHTTPServer(server.New(store, sopts), log),
+	}
+	if board != nil {
+		aln, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("adminListen: %w", err)
+		}
+		sc.adminLn = aln
+		sc.adminSrv = newHTTPServer(server.NewAdmin(board, func(name string) { sc.sched.RunNow(name) }), log)
+	}
+	return sc, nil
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// AdminAddr is the admin server's address, or nil when there is none (no
+// ttl check).
+func (s *Sidecar) AdminAddr() net.Addr {
+	if s.adminLn == nil {
+		return nil
+	}
+	return s.adminLn.Addr()
 }
 
 // Addr is the address the server listens on.
@@ -154,8 +196,12 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 		go proc.Reap(bg, s.log)
 	}
 	s.sched.Start(bg)
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- s.srv.Serve(s.ln) }()
+	if s.adminSrv != nil {
+		go func() { serveErr <- s.adminSrv.Serve(s.adminLn) }()
+		s.log.Info("serving admin", "addr", s.adminLn.Addr().String())
+	}
 	s.log.Info("serving", "addr", s.ln.Addr().String(), "checks", len(s.cfg.Checks))
 
 	select {
@@ -183,6 +229,9 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	err := s.srv.Shutdown(sctx)
+	if s.adminSrv != nil {
+		err = errors.Join(err, s.adminSrv.Shutdown(sctx))
+	}
 	s.sched.Stop()
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: %w", err)
@@ -191,5 +240,11 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 	return nil
 }
 
-// Close releases the listener of a Sidecar that will not Run.
-func (s *Sidecar) Close() error { return s.ln.Close() }
+// Close releases the listeners of a Sidecar that will not Run.
+func (s *Sidecar) Close() error {
+	err := s.ln.Close()
+	if s.adminLn != nil {
+		err = errors.Join(err, s.adminLn.Close())
+	}
+	return err
+}

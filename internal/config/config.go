@@ -20,6 +20,7 @@ import (
 // defaulting); the start interval is Docker's --start-interval default.
 const (
 	DefaultListen            = ":8080"
+	DefaultAdminListen       = "127.0.0.1:8081"
 	DefaultFailureStatusCode = 503
 	DefaultPeriodSeconds     = 10
 	DefaultTimeoutSeconds    = 1
@@ -47,6 +48,12 @@ type Config struct {
 	// FailureStatusCode is the HTTP status of a failing endpoint, 400-599.
 	// Default 503; some load balancers want 500.
 	FailureStatusCode int `json:"failureStatusCode,omitempty"`
+	// AdminListen is the address of the admin server, which takes pushed
+	// reports for ttl checks (POST /checks/<name>/pass|warn|fail). Default
+	// "127.0.0.1:8081"; it is only opened when a ttl check exists, and never
+	// shares the public listener: whoever reaches the public port must not
+	// be able to change health.
+	AdminListen string `json:"adminListen,omitempty"`
 	// Checks are the probes to run. At least one.
 	Checks []Check `json:"checks"`
 }
@@ -80,6 +87,38 @@ type Check struct {
 	// check is starting such a run is not counted; afterwards it is a failure.
 	// Default 0: off, every non-zero exit is a failure (modern Docker).
 	StartingExitCode int32 `json:"startingExitCode,omitempty"`
+
+	// Rundir reads an application's run-dir state files (docs/rundir.md).
+	Rundir *RundirAction `json:"rundir,omitempty"`
+	// TTL is a push check: the application reports, healthbridge expires.
+	TTL *TTLAction `json:"ttl,omitempty"`
+}
+
+// RundirAction is a rundir check: <path>/<unit>/pid and error, as written
+// by the health package, the Python module or the seed's tools.
+type RundirAction struct {
+	// Path is the run directory; default /run/<HOSTNAME> (seed 002), or
+	// $HEALTHBRIDGE_RUNDIR.
+	Path string `json:"path,omitempty"`
+	// Unit is the application's unit name, a single path element. Required.
+	Unit string `json:"unit"`
+	// CheckPid checks that the pid is a live, non-zombie process. Default
+	// true; turn it off when healthbridge does not share the application's
+	// PID namespace (no shareProcessNamespace).
+	CheckPid *bool `json:"checkPid,omitempty"`
+	// MaxAgeSeconds, when > 0, fails a state not rewritten within this many
+	// seconds: the application's set(0) becomes a heartbeat. Default 0: off.
+	MaxAgeSeconds int32 `json:"maxAgeSeconds,omitempty"`
+}
+
+// TTLAction is a push check, as Consul's TTL checks: the application POSTs
+// /checks/<name>/pass|warn|fail to adminListen; without a report for
+// Seconds the check fails with "TTL expired". Until the first report it
+// fails too. For ttl checks periodSeconds defaults to 1 and
+// failureThreshold to 1, so expiry is seen within a second, as Consul.
+type TTLAction struct {
+	// Seconds is the time to live of a report. Required, >= 1.
+	Seconds int32 `json:"seconds"`
 }
 
 // Kind names a probe kind by its config field.
@@ -91,10 +130,12 @@ const (
 	KindExec      Kind = "exec"
 	KindHTTPGet   Kind = "httpGet"
 	KindTCPSocket Kind = "tcpSocket"
+	KindRundir    Kind = "rundir"
+	KindTTL       Kind = "ttl"
 )
 
 // Kinds lists every probe kind the config knows, in a stable order.
-func Kinds() []Kind { return []Kind{KindExec, KindHTTPGet, KindTCPSocket} }
+func Kinds() []Kind { return []Kind{KindExec, KindHTTPGet, KindTCPSocket, KindRundir, KindTTL} }
 
 // setKinds lists the probe fields set on c, in Kinds order, plus grpc (which
 // the config inherits from corev1.Probe but does not support yet).
@@ -111,6 +152,12 @@ func (c *Check) setKinds() []string {
 	}
 	if c.Probe.GRPC != nil {
 		ks = append(ks, "grpc")
+	}
+	if c.Rundir != nil {
+		ks = append(ks, string(KindRundir))
+	}
+	if c.TTL != nil {
+		ks = append(ks, string(KindTTL))
 	}
 	return ks
 }
@@ -149,6 +196,16 @@ func (c *Check) StartPeriod() time.Duration { return seconds(c.StartPeriodSecond
 // StartInterval is startIntervalSeconds as a duration.
 func (c *Check) StartInterval() time.Duration { return seconds(c.StartIntervalSeconds) }
 
+// HasKind reports whether any check is of kind k.
+func (c *Config) HasKind(k Kind) bool {
+	for i := range c.Checks {
+		if c.Checks[i].Kind() == k {
+			return true
+		}
+	}
+	return false
+}
+
 // ShutdownDelay is shutdownDelaySeconds as a duration.
 func (c *Config) ShutdownDelay() time.Duration { return seconds(c.ShutdownDelaySeconds) }
 
@@ -163,6 +220,9 @@ func (c *Config) SetDefaults() {
 	if c.FailureStatusCode == 0 {
 		c.FailureStatusCode = DefaultFailureStatusCode
 	}
+	if c.AdminListen == "" {
+		c.AdminListen = DefaultAdminListen
+	}
 	for i := range c.Checks {
 		c.Checks[i].SetDefaults()
 	}
@@ -173,6 +233,15 @@ func (c *Config) SetDefaults() {
 func (c *Check) SetDefaults() {
 	if len(c.Roles) == 0 {
 		c.Roles = []Role{RoleLiveness, RoleReadiness}
+	}
+	if c.TTL != nil {
+		// A pushed report is the state; see TTLAction.
+		if c.PeriodSeconds == 0 {
+			c.PeriodSeconds = 1
+		}
+		if c.FailureThreshold == 0 {
+			c.FailureThreshold = 1
+		}
 	}
 	if c.PeriodSeconds == 0 {
 		c.PeriodSeconds = DefaultPeriodSeconds
@@ -188,6 +257,10 @@ func (c *Check) SetDefaults() {
 	}
 	if c.StartIntervalSeconds == 0 {
 		c.StartIntervalSeconds = min(DefaultStartIntervalSeconds, max(c.PeriodSeconds, 1))
+	}
+	if r := c.Rundir; r != nil && r.CheckPid == nil {
+		t := true
+		r.CheckPid = &t
 	}
 	if h := c.HTTPGet; h != nil {
 		if h.Scheme == "" {

@@ -26,6 +26,13 @@ func (c *Config) Validate() error {
 	if err := validAddress(c.Listen); err != nil {
 		add("listen", "%v", err)
 	}
+	if c.HasKind(KindTTL) {
+		if err := validAddress(c.AdminListen); err != nil {
+			add("adminListen", "%v", err)
+		} else if c.AdminListen == c.Listen {
+			add("adminListen", "must differ from listen: the push endpoints must never be on the public address")
+		}
+	}
 	if c.ShutdownDelaySeconds < 0 {
 		add("shutdownDelaySeconds", "must be >= 0")
 	}
@@ -142,6 +149,19 @@ func (ch *Check) validate(p string) []error {
 	}
 	if ch.Probe.GRPC != nil {
 		add(p+".grpc", "gRPC probes are not supported yet")
+	}
+	if r := ch.Rundir; r != nil {
+		if r.Unit == "" {
+			add(p+".rundir.unit", "required")
+		} else if r.Unit == "." || r.Unit == ".." || strings.ContainsRune(r.Unit, '/') {
+			add(p+".rundir.unit", "%q: must be a single path element", r.Unit)
+		}
+		if r.MaxAgeSeconds < 0 {
+			add(p+".rundir.maxAgeSeconds", "must be >= 0, got %d", r.MaxAgeSeconds)
+		}
+	}
+	if t := ch.TTL; t != nil && t.Seconds < 1 {
+		add(p+".ttl.seconds", "must be >= 1, got %d", t.Seconds)
 	}
 	return errs
 }

@@ -128,6 +128,28 @@ type Deps struct {
 	// UserAgent is sent by HTTP probes that do not set one; default
 	// "healthbridge/<version>".
 	UserAgent string
+	// Pushed is where ttl checks read the reports applications push; nil
+	// when the config has no ttl check.
+	Pushed PushSource
+	// Name is the check's name (ttl checks look their reports up by it).
+	Name string
+}
+
+// Push is a report an application pushed for a ttl check.
+type Push struct {
+	// Outcome is OutcomeSuccess (pass), OutcomeWarning (warn) or
+	// OutcomeFailure (fail).
+	Outcome Outcome
+	// Output is the report's body, at most MaxOutput bytes.
+	Output string
+	// At is when the report arrived.
+	At time.Time
+}
+
+// PushSource gives the last report pushed for a check.
+type PushSource interface {
+	// LastPush returns the check's last report, or false if none arrived.
+	LastPush(check string) (Push, bool)
 }
 
 // Log returns d.Logger, or a logger that discards when it is nil.

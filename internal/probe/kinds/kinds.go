@@ -11,7 +11,9 @@ import (
 	"healthbridge/internal/probe"
 	"healthbridge/internal/probe/exec"
 	"healthbridge/internal/probe/http"
+	"healthbridge/internal/probe/rundir"
 	"healthbridge/internal/probe/tcp"
+	"healthbridge/internal/probe/ttl"
 )
 
 // Constructor builds a Prober for one check. Errors name the offending field
@@ -23,6 +25,8 @@ var Registry = map[config.Kind]Constructor{
 	config.KindExec:      exec.New,
 	config.KindHTTPGet:   http.New,
 	config.KindTCPSocket: tcp.New,
+	config.KindRundir:    rundir.New,
+	config.KindTTL:       ttl.New,
 }
 
 // New builds the Prober for a validated check. The error is prefixed with

@@ -1,0 +1,152 @@
+package health
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// InspectOptions adjust Inspect.
+type InspectOptions struct {
+	// SkipPid skips the "pid is a live process" check, for a reader that
+	// does not share the application's PID namespace.
+	SkipPid bool
+	// MaxAge, when > 0, fails an error file older than this (a heartbeat).
+	MaxAge time.Duration
+	// Now is the time to judge MaxAge against; zero means time.Now().
+	Now time.Time
+	// ProcRoot is where /proc is; empty means "/proc".
+	ProcRoot string
+}
+
+// Verdict is what Inspect found.
+type Verdict struct {
+	// Healthy is true when pid and error say so.
+	Healthy bool
+	// Reason says why not (or "pid 42, error 0" when healthy).
+	Reason string
+	// Pid and Code are the values read, when they could be.
+	Pid, Code int
+}
+
+// Inspect reads the unit at dir (<rundir>/<unit>) and judges it, as the
+// seed's shell checker with three checks, stricter about edge cases:
+//
+//   - pid must hold one decimal number and a newline (missing: "not
+//     started"; empty, garbage or no newline, i.e. half-written: unhealthy);
+//   - that pid must be a running process, not a zombie (unless SkipPid);
+//   - error must hold 0 and a newline (missing: "no state set yet");
+//     another number is unhealthy with that code;
+//   - with MaxAge, error must have been written within MaxAge.
+//
+// The error return is for a unit that cannot be read at all (permission
+// denied, an I/O error): the verdict is then unknown, not unhealthy.
+func Inspect(dir string, o InspectOptions) (Verdict, error) {
+	pid, err := readNumber(filepath.Join(dir, PidFile))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return Verdict{Reason: fmt.Sprintf("not started: %s does not exist", filepath.Join(dir, PidFile))}, nil
+	case isFormat(err):
+		return Verdict{Reason: "pid file " + err.Error()}, nil
+	case err != nil:
+		return Verdict{}, err
+	}
+	v := Verdict{Pid: pid}
+	if pid <= 0 {
+		v.Reason = fmt.Sprintf("pid file holds %d, not a process id", pid)
+		return v, nil
+	}
+	if !o.SkipPid {
+		root := o.ProcRoot
+		if root == "" {
+			root = "/proc"
+		}
+		b, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "stat"))
+		if err != nil {
+			v.Reason = fmt.Sprintf("process %d is not running", pid)
+			return v, nil
+		}
+		if i := strings.LastIndexByte(string(b), ')'); i > 0 && strings.HasPrefix(string(b[i:]), ") Z") {
+			v.Reason = fmt.Sprintf("process %d is a zombie (exited, not yet reaped)", pid)
+			return v, nil
+		}
+	}
+	errPath := filepath.Join(dir, ErrorFile)
+	code, err := readNumber(errPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		v.Reason = fmt.Sprintf("no state set yet: %s does not exist (the application has not called set)", errPath)
+		return v, nil
+	case isFormat(err):
+		v.Reason = "error file " + err.Error()
+		return v, nil
+	case err != nil:
+		return Verdict{}, err
+	}
+	v.Code = code
+	if code != 0 {
+		v.Reason = fmt.Sprintf("unhealthy: error code %d", code)
+		return v, nil
+	}
+	if o.MaxAge > 0 {
+		st, err := os.Stat(errPath)
+		if err != nil {
+			return Verdict{}, err
+		}
+		now := o.Now
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if age := now.Sub(st.ModTime()); age > o.MaxAge {
+			v.Reason = fmt.Sprintf("stale: state last written %v ago, more than maxAge %v", age.Round(time.Second), o.MaxAge)
+			return v, nil
+		}
+	}
+	v.Healthy = true
+	v.Reason = fmt.Sprintf("pid %d, error 0", pid)
+	return v, nil
+}
+
+type formatError struct{ msg string }
+
+func (e *formatError) Error() string { return e.msg }
+
+func isFormat(err error) bool {
+	var fe *formatError
+	return errors.As(err, &fe)
+}
+
+// maxFile bounds what is read of a state file.
+const maxFile = 64
+
+func readNumber(path string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	buf, err := io.ReadAll(io.LimitReader(f, maxFile+1))
+	if err != nil {
+		return 0, err
+	}
+	n, s := len(buf), string(buf)
+	switch {
+	case n == 0:
+		return 0, &formatError{"is empty"}
+	case n > maxFile:
+		return 0, &formatError{fmt.Sprintf("is longer than %d bytes: not a number", maxFile)}
+	case !strings.HasSuffix(s, "\n"):
+		return 0, &formatError{fmt.Sprintf("holds %q without a final newline: half-written?", s)}
+	}
+	v, err := strconv.Atoi(strings.TrimSuffix(s, "\n"))
+	if err != nil {
+		return 0, &formatError{fmt.Sprintf("holds %q, not a number", strings.TrimSuffix(s, "\n"))}
+	}
+	return v, nil
+}

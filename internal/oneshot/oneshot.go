@@ -1,0 +1,306 @@
+// Package oneshot is healthbridge's one-shot client: run one probe (or every
+// check of a config) once and exit with Docker's HEALTHCHECK contract, 0
+// healthy and 1 unhealthy, so the static binary can be the HEALTHCHECK of an
+// image that has no curl, wget or shell. It uses the sidecar's probe
+// packages, so the semantics (status ranges, redirects, timeouts, exit
+// codes) are the same.
+package oneshot
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"healthbridge/internal/config"
+	"healthbridge/internal/probe"
+	execprobe "healthbridge/internal/probe/exec"
+	httpprobe "healthbridge/internal/probe/http"
+	"healthbridge/internal/probe/kinds"
+	"healthbridge/internal/probe/rundir"
+	"healthbridge/internal/probe/tcp"
+)
+
+// Exit codes, as Docker's HEALTHCHECK: 0 healthy, 1 unhealthy. 2 is a usage
+// error (nothing was probed).
+const (
+	ExitHealthy   = 0
+	ExitUnhealthy = 1
+	ExitUsage     = 2
+)
+
+// DefaultTimeout bounds a one-shot probe unless --timeout says otherwise.
+const DefaultTimeout = 5 * time.Second
+
+// UserAgent is sent by the HTTP probe; set by main to include the version.
+var UserAgent = "healthbridge"
+
+const probeUsage = `Usage:
+  healthbridge probe http(s)://HOST:PORT/PATH [--header K:V]... [--timeout 5s] [--insecure] [-v]
+  healthbridge probe tcp HOST:PORT [--timeout 5s] [-v]
+  healthbridge probe rundir PATH --unit UNIT [--no-pid] [--max-age 30s] [-v]
+  healthbridge probe exec [--timeout 5s] [-v] -- COMMAND [ARG]...
+
+Exit 0 healthy, 1 unhealthy (Docker's HEALTHCHECK contract), 2 usage error.
+Quiet on success; one line of reason on stderr on failure; -v for detail.
+`
+
+// parseInterleaved parses flags that may come before or after positional
+// arguments ("probe URL --timeout 5s"). The caller has already split off
+// anything after "--".
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+type headerFlag struct{ h http.Header }
+
+func (f *headerFlag) String() string { return "" }
+func (f *headerFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, ":")
+	if !ok || strings.TrimSpace(k) == "" {
+		return fmt.Errorf("want Name:Value, got %q", s)
+	}
+	f.h.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	return nil
+}
+
+// Probe runs `healthbridge probe ARGS` and returns the exit code.
+func Probe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("healthbridge probe", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	timeout := fs.Duration("timeout", DefaultTimeout, "bound on the whole probe")
+	verbose := fs.Bool("v", false, "print detail, also on success")
+	insecure := fs.Bool("insecure", false, "http: do not verify the server's certificate")
+	headers := &headerFlag{h: http.Header{}}
+	fs.Var(headers, "header", "http: request header Name:Value (repeatable)")
+	unit := fs.String("unit", "", "rundir: the unit name")
+	noPid := fs.Bool("no-pid", false, "rundir: do not check that the pid is a live process")
+	maxAge := fs.Duration("max-age", 0, "rundir: fail a state older than this (0: off)")
+	usage := func(err error) int {
+		if err != nil && !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "healthbridge probe:", err)
+		}
+		fmt.Fprint(stderr, probeUsage)
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitHealthy
+		}
+		return ExitUsage
+	}
+
+	// Everything after "--" is the exec command, untouched by flag parsing.
+	var cmdArgs []string
+	for i, a := range args {
+		if a == "--" {
+			args, cmdArgs = args[:i], args[i+1:]
+			break
+		}
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return usage(err)
+	}
+	if *timeout <= 0 {
+		return usage(fmt.Errorf("--timeout: must be > 0, got %v", *timeout))
+	}
+	if len(pos) == 0 {
+		return usage(errors.New("what to probe is missing"))
+	}
+	var (
+		p    probe.Prober
+		what string
+	)
+	switch kind := pos[0]; {
+	case strings.HasPrefix(kind, "http://") || strings.HasPrefix(kind, "https://"):
+		if len(pos) != 1 {
+			return usage(fmt.Errorf("unexpected argument %q", pos[1]))
+		}
+		u, err := url.Parse(kind)
+		if err != nil || u.Host == "" {
+			return usage(fmt.Errorf("invalid URL %q", kind))
+		}
+		p, what = httpprobe.NewURL(u, httpprobe.Options{Header: headers.h, UserAgent: UserAgent, Insecure: *insecure}), u.String()
+	case kind == "tcp":
+		if len(pos) != 2 {
+			return usage(errors.New("tcp: want exactly one HOST:PORT"))
+		}
+		p, what = tcp.NewAddr(pos[1]), pos[1]
+	case kind == "rundir":
+		if len(pos) != 2 || *unit == "" {
+			return usage(errors.New("rundir: want PATH and --unit UNIT"))
+		}
+		if *unit == "." || *unit == ".." || strings.ContainsRune(*unit, '/') {
+			return usage(fmt.Errorf("--unit %q: must be a single path element", *unit))
+		}
+		dir := filepath.Join(pos[1], *unit)
+		p, what = rundir.NewDir(dir, !*noPid, *maxAge), dir
+	case kind == "exec":
+		if len(pos) != 1 || len(cmdArgs) == 0 {
+			return usage(errors.New("exec: want -- COMMAND [ARG]..."))
+		}
+		ep, err := execprobe.NewArgv(cmdArgs, *timeout, 0)
+		if err != nil {
+			return usage(err)
+		}
+		p, what = ep, strings.Join(cmdArgs, " ")
+	case kind == "grpc":
+		return usage(errors.New("grpc: not supported yet"))
+	default:
+		return usage(fmt.Errorf("unknown probe %q: want an http(s) URL, tcp, rundir or exec", kind))
+	}
+	if len(cmdArgs) > 0 && pos[0] != "exec" {
+		return usage(errors.New(`arguments after "--" are only for exec`))
+	}
+	r := runOne(p, *timeout)
+	return report(stdout, stderr, what, r, *verbose)
+}
+
+func runOne(p probe.Prober, timeout time.Duration) probe.Result {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	start := time.Now()
+	r := p.Probe(ctx)
+	if r.Start.IsZero() {
+		r.Start, r.End = start, time.Now()
+	}
+	return r
+}
+
+// report prints the result and returns the exit code.
+func report(stdout, stderr io.Writer, what string, r probe.Result, verbose bool) int {
+	detail := oneLine(r.Output)
+	if r.Outcome.Passing() {
+		if verbose {
+			fmt.Fprintf(stdout, "healthy: %s (%v)%s\n", what, r.Duration().Round(time.Millisecond), suffix(detail))
+		}
+		return ExitHealthy
+	}
+	label := "unhealthy"
+	if r.Outcome == probe.OutcomeUnknown {
+		label = "could not probe"
+	}
+	if verbose {
+		fmt.Fprintf(stderr, "%s: %s (%v, %s)%s\n", label, what, r.Duration().Round(time.Millisecond), r.Outcome, suffix(detail))
+		if r.Output != "" && strings.Contains(strings.TrimSpace(r.Output), "\n") {
+			fmt.Fprintln(stderr, r.Output)
+		}
+	} else {
+		fmt.Fprintf(stderr, "%s: %s%s\n", label, what, suffix(detail))
+	}
+	return ExitUnhealthy
+}
+
+func suffix(s string) string {
+	if s == "" {
+		return ""
+	}
+	return ": " + s
+}
+
+// oneLine shortens output to its first line, at most 200 bytes.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i] + " ..."
+	}
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
+
+const checkUsage = `Usage:
+  healthbridge check --config FILE [--role liveness|readiness|startup] [-v]
+
+Runs every check of FILE once (those of --role only, if given), concurrently,
+each under its own timeoutSeconds. Exit 0 when all pass, 1 otherwise, 2 on a
+bad config. ttl checks are skipped: they need pushed reports.
+`
+
+// Check runs `healthbridge check ARGS` and returns the exit code.
+func Check(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("healthbridge check", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	file := fs.String("config", "", "config file")
+	roleName := fs.String("role", "", "only checks with this role")
+	verbose := fs.Bool("v", false, "print every check's result")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *file == "" {
+		if err == nil && fs.NArg() > 0 {
+			err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		} else if err == nil {
+			err = errors.New("--config FILE is required")
+		}
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "healthbridge check:", err)
+		}
+		fmt.Fprint(stderr, checkUsage)
+		return ExitUsage
+	}
+	var role config.Role
+	if *roleName != "" {
+		r, err := config.ParseRole(*roleName)
+		if err != nil {
+			fmt.Fprintln(stderr, "healthbridge check: --role:", err)
+			return ExitUsage
+		}
+		role = r
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "%s: %s\n", *file, line)
+		}
+		return ExitUsage
+	}
+	type job struct {
+		c *config.Check
+		p probe.Prober
+		r probe.Result
+	}
+	var jobs []*job
+	for i := range cfg.Checks {
+		c := &cfg.Checks[i]
+		if (role != config.RoleUnknown && !c.HasRole(role)) || c.Kind() == config.KindTTL {
+			continue
+		}
+		p, err := kinds.New(c, probe.Deps{UserAgent: UserAgent, Name: c.Name})
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: checks[%d].%v\n", *file, i, err)
+			return ExitUsage
+		}
+		jobs = append(jobs, &job{c: c, p: p})
+	}
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j.r = runOne(j.p, j.c.Timeout())
+		}()
+	}
+	wg.Wait()
+	code := ExitHealthy
+	for _, j := range jobs {
+		if report(stdout, stderr, j.c.Name, j.r, *verbose) != ExitHealthy {
+			code = ExitUnhealthy
+		}
+	}
+	return code
+}

@@ -1,0 +1,55 @@
+// Package rundir is the rundir probe: it reads an application's run-dir
+// state files (<path>/<unit>/pid and error, docs/rundir.md) with
+// health.Inspect. Healthy when the pid is a live process and error holds 0;
+// every edge case (missing, empty, garbage, half-written files, a dead or
+// zombie pid, a stale state) is a failure with a clear output; a unit that
+// cannot be read at all (permission denied) is unknown.
+package rundir
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+
+	"healthbridge/health"
+	"healthbridge/internal/config"
+	"healthbridge/internal/probe"
+)
+
+// Prober inspects one unit per Probe call.
+type Prober struct {
+	dir  string
+	opts health.InspectOptions
+}
+
+// New builds a rundir prober from c.Rundir; path defaults to
+// health.DefaultRunDir().
+func New(c *config.Check, _ probe.Deps) (probe.Prober, error) {
+	r := c.Rundir
+	if r == nil {
+		return nil, config.Errorf("rundir", "required")
+	}
+	path := r.Path
+	if path == "" {
+		path = health.DefaultRunDir()
+	}
+	return NewDir(filepath.Join(path, r.Unit), r.CheckPid == nil || *r.CheckPid, time.Duration(r.MaxAgeSeconds)*time.Second), nil
+}
+
+// NewDir builds a prober for the unit directory dir.
+func NewDir(dir string, checkPid bool, maxAge time.Duration) *Prober {
+	return &Prober{dir: dir, opts: health.InspectOptions{SkipPid: !checkPid, MaxAge: maxAge}}
+}
+
+// Probe inspects the unit. It does only local file reads and ignores ctx.
+func (p *Prober) Probe(context.Context) probe.Result {
+	v, err := health.Inspect(p.dir, p.opts)
+	switch {
+	case err != nil:
+		return probe.Unknown(err)
+	case v.Healthy:
+		return probe.Result{Outcome: probe.OutcomeSuccess, Output: v.Reason}
+	default:
+		return probe.Result{Outcome: probe.OutcomeFailure, Output: v.Reason, ExitCode: v.Code}
+	}
+}
