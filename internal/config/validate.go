@@ -29,7 +29,7 @@ func (c *Config) Validate() error {
 	if c.HasKind(KindTTL) {
 		if err := validAddress(c.AdminListen); err != nil {
 			add("adminListen", "%v", err)
-		} else if c.AdminListen == c.Listen {
+		} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 			add("adminListen", "must differ from listen: the push endpoints must never be on the public address")
 		}
 	}

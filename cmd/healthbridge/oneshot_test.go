@@ -1,0 +1,160 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"healthbridge/health"
+)
+
+// TestProbeExitCodes: every kind of `healthbridge probe`, success and
+// failure, against real loopback targets: exit 0 healthy, 1 unhealthy, quiet
+// on success, one line on stderr on failure.
+func TestProbeExitCodes(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ok":
+			if r.Header.Get("X-Token") != "s3cret" {
+				w.WriteHeader(401)
+			}
+		case "/redirect":
+			http.Redirect(w, r, "/ok", http.StatusFound)
+		case "/loop":
+			http.Redirect(w, r, "/loop", http.StatusFound)
+		default:
+			w.WriteHeader(500)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	tls := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(tls.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedAddr := closed.Addr().String()
+	closed.Close()
+
+	rundir := t.TempDir()
+	u, _ := health.NewUnit(rundir, "app")
+	_ = u.Load(t.Context())
+	_ = u.Set(0)
+	bad, _ := health.NewUnit(rundir, "bad")
+	_ = bad.Load(t.Context())
+	_ = bad.Set(4)
+
+	tests := []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"probe", srv.URL + "/ok", "--header", "X-Token: s3cret"}, 0, ""},
+		{[]string{"probe", srv.URL + "/ok"}, 1, "HTTP probe failed with statuscode: 401"},
+		{[]string{"probe", srv.URL + "/redirect", "--header", "X-Token:s3cret"}, 0, ""},
+		{[]string{"probe", srv.URL + "/loop"}, 1, "stopped after 10 redirects"},
+		{[]string{"probe", srv.URL + "/fail"}, 1, "statuscode: 500"},
+		{[]string{"probe", tls.URL + "/", "--insecure"}, 0, ""},
+		{[]string{"probe", tls.URL + "/"}, 1, "certificate"},
+		{[]string{"probe", "tcp", ln.Addr().String()}, 0, ""},
+		{[]string{"probe", "tcp", closedAddr}, 1, "connection refused"},
+		{[]string{"probe", "rundir", rundir, "--unit", "app"}, 0, ""},
+		{[]string{"probe", "rundir", rundir, "--unit", "bad"}, 1, "error code 4"},
+		{[]string{"probe", "rundir", rundir, "--unit", "none"}, 1, "not started"},
+		{[]string{"probe", "exec", "--", "sh", "-c", "exit 0"}, 0, ""},
+		{[]string{"probe", "exec", "--", "sh", "-c", "echo nope; exit 3"}, 1, "nope"},
+		{[]string{"probe", "exec", "--", "no-such-binary-hb"}, 2, "not found"},
+		{[]string{"probe", "tcp"}, 2, "want exactly one HOST:PORT"},
+		{[]string{"probe", "ftp://x"}, 2, `unknown probe "ftp://x"`},
+		{[]string{"probe", "tcp", "x:1", "--timeout", "-1s"}, 2, "--timeout: must be > 0"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args[1:], " "), func(t *testing.T) {
+			code, stdout, stderr := runBinary(t, tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.stderr) {
+				t.Fatalf("exit %d stderr %q; want %d containing %q", code, stderr, tt.code, tt.stderr)
+			}
+			if code == 0 && (stdout != "" || stderr != "") {
+				t.Fatalf("not quiet on success: %q %q", stdout, stderr)
+			}
+			if code == 1 && strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+				t.Fatalf("more than one line on failure: %q", stderr)
+			}
+		})
+	}
+	// -v gives detail on success.
+	if code, out, _ := runBinary(t, "probe", "-v", "tcp", ln.Addr().String()); code != 0 || !strings.HasPrefix(out, "healthy: ") {
+		t.Fatalf("-v: %d %q", code, out)
+	}
+}
+
+// TestProbeTimeoutBoundsHangingTargets: a target that never answers is a
+// failure after --timeout, not a hang.
+func TestProbeTimeoutBoundsHangingTargets(t *testing.T) {
+	hang := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(func() { close(hang); srv.Close() })
+	for _, args := range [][]string{
+		{"probe", srv.URL, "--timeout", "500ms"},
+		{"probe", "--timeout", "500ms", "exec", "--", "sleep", "60"},
+	} {
+		start := time.Now()
+		code, _, stderr := runBinary(t, args...)
+		took := time.Since(start)
+		if code != 1 || took > 3*time.Second || !(strings.Contains(stderr, "timeout") || strings.Contains(stderr, "exceeded")) {
+			t.Fatalf("%v: exit %d after %v: %q", args, code, took, stderr)
+		}
+	}
+}
+
+func TestCheckConfigOnce(t *testing.T) {
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(ok.Close)
+	port := ok.Listener.Addr().(*net.TCPAddr).Port
+	cfg := writeConfig(t, fmt.Sprintf(`checks:
+  - name: web
+    roles: [readiness]
+    httpGet: {port: %d, path: /}
+  - name: broken
+    roles: [liveness]
+    exec: {command: [sh, -c, "echo down; exit 1"]}
+  - name: beat
+    ttl: {seconds: 5}
+`, port))
+	if code, _, stderr := runBinary(t, "check", "--config", cfg, "--role", "readiness"); code != 0 {
+		t.Fatalf("readiness only: %d %q", code, stderr)
+	}
+	code, _, stderr := runBinary(t, "check", "--config", cfg)
+	if code != 1 || stderr != "unhealthy: broken: down\n" {
+		t.Fatalf("all: %d %q", code, stderr)
+	}
+	if code, _, _ := runBinary(t, "check", "--config", cfg, "--role", "bogus"); code != 2 {
+		t.Fatalf("bad role: %d", code)
+	}
+	bad := writeConfig(t, "checks: [{name: a}]\n")
+	if code, _, stderr := runBinary(t, "check", "--config", bad); code != 2 || !strings.Contains(stderr, "no probe") {
+		t.Fatalf("bad config: %d %q", code, stderr)
+	}
+	_ = os.Remove(bad)
+}

@@ -1,0 +1,61 @@
+package ttl
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"healthbridge/internal/config"
+	"healthbridge/internal/probe"
+	"healthbridge/internal/scheduler"
+	"healthbridge/internal/state"
+)
+
+// TestExpiryAndRecovery runs a ttl check through the real scheduler and
+// store under synctest: expiry is seen within one period (1 s) of the TTL.
+func TestExpiryAndRecovery(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := &config.Check{Name: "beat", TTL: &config.TTLAction{Seconds: 10}}
+		c.SetDefaults()
+		board := NewBoard([]string{"beat"})
+		p, err := New(c, probe.Deps{Pushed: board})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store := state.NewStore([]state.Info{{Name: "beat", Kind: "ttl", Policy: state.Policy{FailureThreshold: int(c.FailureThreshold)}}}, time.Now())
+		s := scheduler.New(store, []scheduler.Check{{Name: "beat", Prober: p, Period: c.Period(), Timeout: c.Timeout()}}, nil)
+		s.Start(t.Context())
+		defer s.Stop()
+		status := func() (state.Status, string) {
+			ck, _ := store.Snapshot().Get("beat")
+			last, _ := ck.State.Last()
+			return ck.State.Status, last.Output
+		}
+		time.Sleep(500 * time.Millisecond)
+		if st, out := status(); st != state.StatusUnhealthy || out != "TTL expired: no report yet (ttl 10s)" {
+			t.Fatalf("before a report: %v %q", st, out)
+		}
+		if !board.Report("beat", probe.OutcomeSuccess, "fine") || board.Report("other", probe.OutcomeSuccess, "") {
+			t.Fatal("Report accepted the wrong names")
+		}
+		s.RunNow("beat")
+		time.Sleep(10 * time.Millisecond)
+		if st, out := status(); st != state.StatusHealthy || out != "fine" {
+			t.Fatalf("after pass: %v %q", st, out)
+		}
+		time.Sleep(10 * time.Second) // report now 10s old: still within the TTL
+		if st, _ := status(); st != state.StatusHealthy {
+			t.Fatalf("at the TTL: %v", st)
+		}
+		time.Sleep(time.Second) // the next run sees it expired
+		if st, out := status(); st != state.StatusUnhealthy || out != "TTL expired: last report 11s ago (ttl 10s)" {
+			t.Fatalf("after expiry: %v %q", st, out)
+		}
+		board.Report("beat", probe.OutcomeWarning, "slow")
+		s.RunNow("beat")
+		time.Sleep(10 * time.Millisecond)
+		if st, out := status(); st != state.StatusHealthy || out != "slow" {
+			t.Fatalf("after warn: %v %q", st, out)
+		}
+	})
+}
