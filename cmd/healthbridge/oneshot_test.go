@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	grpchealth "google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	"healthbridge/health"
 )
 
@@ -52,6 +56,18 @@ func TestProbeExitCodes(t *testing.T) {
 	closedAddr := closed.Addr().String()
 	closed.Close()
 
+	gln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	hs := grpchealth.NewServer()
+	hs.SetServingStatus("db", healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
+	go func() { _ = gs.Serve(gln) }()
+	t.Cleanup(gs.Stop)
+	grpcAddr := gln.Addr().String()
+
 	rundir := t.TempDir()
 	u, _ := health.NewUnit(rundir, "app")
 	_ = u.Load(t.Context())
@@ -77,6 +93,9 @@ func TestProbeExitCodes(t *testing.T) {
 		{[]string{"probe", "rundir", rundir, "--unit", "app"}, 0, ""},
 		{[]string{"probe", "rundir", rundir, "--unit", "bad"}, 1, "error code 4"},
 		{[]string{"probe", "rundir", rundir, "--unit", "none"}, 1, "not started"},
+		{[]string{"probe", "grpc", grpcAddr}, 0, ""},
+		{[]string{"probe", "grpc", grpcAddr, "--service", "db"}, 1, "NOT_SERVING"},
+		{[]string{"probe", "grpc", closedAddr}, 1, "connection refused"},
 		{[]string{"probe", "exec", "--", "sh", "-c", "exit 0"}, 0, ""},
 		{[]string{"probe", "exec", "--", "sh", "-c", "echo nope; exit 3"}, 1, "nope"},
 		{[]string{"probe", "exec", "--", "no-such-binary-hb"}, 2, "not found"},

@@ -88,10 +88,42 @@ type Check struct {
 	// Default 0: off, every non-zero exit is a failure (modern Docker).
 	StartingExitCode int32 `json:"startingExitCode,omitempty"`
 
+	// GRPC is the kubelet's gRPC probe, grpc.health.v1.Health/Check, plus a
+	// host and optional TLS. It shadows corev1.Probe's grpc field.
+	GRPC *GRPCAction `json:"grpc,omitempty"`
 	// Rundir reads an application's run-dir state files (docs/rundir.md).
 	Rundir *RundirAction `json:"rundir,omitempty"`
 	// TTL is a push check: the application reports, healthbridge expires.
 	TTL *TTLAction `json:"ttl,omitempty"`
+}
+
+// GRPCAction is a grpc check: the fields of the kubelet's GRPCAction (port,
+// service) plus host and TLS, which the kubelet lacks.
+type GRPCAction struct {
+	// Port is the gRPC server's port, 1-65535. Required.
+	Port int32 `json:"port"`
+	// Host defaults to 127.0.0.1.
+	Host string `json:"host,omitempty"`
+	// Service is sent in HealthCheckRequest.service; default "" (the
+	// server's overall health), as the kubelet.
+	Service *string `json:"service,omitempty"`
+	// TLS, when set, dials with TLS instead of plaintext (the kubelet only
+	// speaks plaintext).
+	TLS *GRPCTLS `json:"tls,omitempty"`
+}
+
+// GRPCTLS configures TLS for a grpc check.
+type GRPCTLS struct {
+	// InsecureSkipVerify skips verification of the server's certificate.
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+	// CAFile is a PEM bundle to verify the server with; default the system
+	// roots.
+	CAFile string `json:"caFile,omitempty"`
+	// CertFile and KeyFile are a client certificate and key (PEM), for mTLS.
+	CertFile string `json:"certFile,omitempty"`
+	KeyFile  string `json:"keyFile,omitempty"`
+	// ServerName overrides the name verified in the server's certificate.
+	ServerName string `json:"serverName,omitempty"`
 }
 
 // RundirAction is a rundir check: <path>/<unit>/pid and error, as written
@@ -130,15 +162,17 @@ const (
 	KindExec      Kind = "exec"
 	KindHTTPGet   Kind = "httpGet"
 	KindTCPSocket Kind = "tcpSocket"
+	KindGRPC      Kind = "grpc"
 	KindRundir    Kind = "rundir"
 	KindTTL       Kind = "ttl"
 )
 
 // Kinds lists every probe kind the config knows, in a stable order.
-func Kinds() []Kind { return []Kind{KindExec, KindHTTPGet, KindTCPSocket, KindRundir, KindTTL} }
+func Kinds() []Kind {
+	return []Kind{KindExec, KindHTTPGet, KindTCPSocket, KindGRPC, KindRundir, KindTTL}
+}
 
-// setKinds lists the probe fields set on c, in Kinds order, plus grpc (which
-// the config inherits from corev1.Probe but does not support yet).
+// setKinds lists the probe fields set on c, in Kinds order.
 func (c *Check) setKinds() []string {
 	var ks []string
 	if c.Exec != nil {
@@ -150,8 +184,8 @@ func (c *Check) setKinds() []string {
 	if c.TCPSocket != nil {
 		ks = append(ks, string(KindTCPSocket))
 	}
-	if c.Probe.GRPC != nil {
-		ks = append(ks, "grpc")
+	if c.GRPC != nil {
+		ks = append(ks, string(KindGRPC))
 	}
 	if c.Rundir != nil {
 		ks = append(ks, string(KindRundir))

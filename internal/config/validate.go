@@ -147,8 +147,13 @@ func (ch *Check) validate(p string) []error {
 	if t := ch.TCPSocket; t != nil {
 		errs = append(errs, validPort(p+".tcpSocket.port", t.Port)...)
 	}
-	if ch.Probe.GRPC != nil {
-		add(p+".grpc", "gRPC probes are not supported yet")
+	if g := ch.GRPC; g != nil {
+		if g.Port < 1 || g.Port > 65535 {
+			add(p+".grpc.port", "must be 1-65535, got %d", g.Port)
+		}
+		if t := g.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
+			add(p+".grpc.tls", "certFile and keyFile go together")
+		}
 	}
 	if r := ch.Rundir; r != nil {
 		if r.Unit == "" {

@@ -8,6 +8,7 @@ package oneshot
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"healthbridge/internal/config"
 	"healthbridge/internal/probe"
 	execprobe "healthbridge/internal/probe/exec"
+	grpcprobe "healthbridge/internal/probe/grpc"
 	httpprobe "healthbridge/internal/probe/http"
 	"healthbridge/internal/probe/kinds"
 	"healthbridge/internal/probe/rundir"
@@ -45,6 +47,7 @@ var UserAgent = "healthbridge"
 const probeUsage = `Usage:
   healthbridge probe http(s)://HOST:PORT/PATH [--header K:V]... [--timeout 5s] [--insecure] [-v]
   healthbridge probe tcp HOST:PORT [--timeout 5s] [-v]
+  healthbridge probe grpc HOST:PORT [--service NAME] [--tls] [--insecure] [--ca FILE] [--server-name N] [-v]
   healthbridge probe rundir PATH --unit UNIT [--no-pid] [--max-age 30s] [-v]
   healthbridge probe exec [--timeout 5s] [-v] -- COMMAND [ARG]...
 
@@ -88,12 +91,16 @@ func Probe(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	timeout := fs.Duration("timeout", DefaultTimeout, "bound on the whole probe")
 	verbose := fs.Bool("v", false, "print detail, also on success")
-	insecure := fs.Bool("insecure", false, "http: do not verify the server's certificate")
+	insecure := fs.Bool("insecure", false, "http, grpc: do not verify the server's certificate")
 	headers := &headerFlag{h: http.Header{}}
 	fs.Var(headers, "header", "http: request header Name:Value (repeatable)")
 	unit := fs.String("unit", "", "rundir: the unit name")
 	noPid := fs.Bool("no-pid", false, "rundir: do not check that the pid is a live process")
 	maxAge := fs.Duration("max-age", 0, "rundir: fail a state older than this (0: off)")
+	service := fs.String("service", "", "grpc: the service name sent in HealthCheckRequest")
+	useTLS := fs.Bool("tls", false, "grpc: dial with TLS (implied by --insecure and --ca)")
+	caFile := fs.String("ca", "", "grpc: PEM file of CAs to verify the server with")
+	serverName := fs.String("server-name", "", "grpc: name to verify in the server's certificate")
 	usage := func(err error) int {
 		if err != nil && !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stderr, "healthbridge probe:", err)
@@ -161,9 +168,20 @@ func Probe(args []string, stdout, stderr io.Writer) int {
 		}
 		p, what = ep, strings.Join(cmdArgs, " ")
 	case kind == "grpc":
-		return usage(errors.New("grpc: not supported yet"))
+		if len(pos) != 2 {
+			return usage(errors.New("grpc: want exactly one HOST:PORT"))
+		}
+		var tc *tls.Config
+		if *useTLS || *insecure || *caFile != "" {
+			c, err := grpcprobe.TLSConfig(&config.GRPCTLS{InsecureSkipVerify: *insecure, CAFile: *caFile, ServerName: *serverName})
+			if err != nil {
+				return usage(err)
+			}
+			tc = c
+		}
+		p, what = grpcprobe.NewAddr(pos[1], *service, tc, UserAgent), pos[1]
 	default:
-		return usage(fmt.Errorf("unknown probe %q: want an http(s) URL, tcp, rundir or exec", kind))
+		return usage(fmt.Errorf("unknown probe %q: want an http(s) URL, tcp, grpc, rundir or exec", kind))
 	}
 	if len(cmdArgs) > 0 && pos[0] != "exec" {
 		return usage(errors.New(`arguments after "--" are only for exec`))

@@ -10,6 +10,7 @@ import (
 	"healthbridge/internal/config"
 	"healthbridge/internal/probe"
 	"healthbridge/internal/probe/exec"
+	"healthbridge/internal/probe/grpc"
 	"healthbridge/internal/probe/http"
 	"healthbridge/internal/probe/rundir"
 	"healthbridge/internal/probe/tcp"
@@ -25,6 +26,7 @@ var Registry = map[config.Kind]Constructor{
 	config.KindExec:      exec.New,
 	config.KindHTTPGet:   http.New,
 	config.KindTCPSocket: tcp.New,
+	config.KindGRPC:      grpc.New,
 	config.KindRundir:    rundir.New,
 	config.KindTTL:       ttl.New,
 }

@@ -1,0 +1,131 @@
+// Package grpc is the grpc probe, with the kubelet's semantics
+// (pkg/probe/grpc): call grpc.health.v1.Health/Check; only SERVING is
+// success; NOT_SERVING, an unknown service, a server without the health
+// service, a refused connection and a timeout are failures with an output
+// that says which. One timeout (the context's) bounds dial and call. Beyond
+// the kubelet: a host, and optional TLS.
+package grpc
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+
+	"healthbridge/internal/config"
+	"healthbridge/internal/probe"
+)
+
+// Prober calls Health/Check on a new connection per Probe call, as the
+// kubelet does, so a probe never reuses a connection that hides a restart.
+type Prober struct {
+	addr    string
+	service string
+	creds   credentials.TransportCredentials
+	ua      string
+}
+
+// New builds a grpc prober from c.GRPC. TLS files are read now, so a
+// missing or bad file is a start-up error.
+func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
+	g := c.GRPC
+	if g == nil {
+		return nil, config.Errorf("grpc", "required")
+	}
+	svc := ""
+	if g.Service != nil {
+		svc = *g.Service
+	}
+	creds := insecure.NewCredentials()
+	if g.TLS != nil {
+		tc, err := TLSConfig(g.TLS)
+		if err != nil {
+			return nil, err
+		}
+		creds = credentials.NewTLS(tc)
+	}
+	return &Prober{addr: config.HostPort(g.Host, int(g.Port)), service: svc, creds: creds, ua: d.UserAgent}, nil
+}
+
+// NewAddr builds a prober for addr (host:port) and service, plaintext when
+// tc is nil.
+func NewAddr(addr, service string, tc *tls.Config, userAgent string) *Prober {
+	creds := insecure.NewCredentials()
+	if tc != nil {
+		creds = credentials.NewTLS(tc)
+	}
+	return &Prober{addr: addr, service: service, creds: creds, ua: userAgent}
+}
+
+// TLSConfig builds a client TLS config from t. Errors name the field.
+func TLSConfig(t *config.GRPCTLS) (*tls.Config, error) {
+	tc := &tls.Config{InsecureSkipVerify: t.InsecureSkipVerify, ServerName: t.ServerName} //nolint:gosec // asked for by the config
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, config.Errorf("grpc.tls.caFile", "%v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, config.Errorf("grpc.tls.caFile", "%s: no PEM certificates", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, config.Errorf("grpc.tls.certFile", "%v", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// Probe dials, calls Check and judges the answer.
+func (p *Prober) Probe(ctx context.Context) probe.Result {
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(p.creds)}
+	if p.ua != "" {
+		opts = append(opts, grpc.WithUserAgent(p.ua))
+	}
+	conn, err := grpc.NewClient("passthrough:///"+p.addr, opts...)
+	if err != nil {
+		return probe.Unknown(fmt.Errorf("grpc: %w", err))
+	}
+	defer conn.Close()
+	// Fail-fast (the default): a refused connection fails at once with
+	// Unavailable; a connect that hangs is bounded by ctx, like the call.
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: p.service})
+	if err != nil {
+		return probe.Failure("%s", p.describe(ctx, err))
+	}
+	if st := resp.GetStatus(); st != healthpb.HealthCheckResponse_SERVING {
+		return probe.Failure("service unhealthy (responded with %q)", st.String())
+	}
+	return probe.Success("service healthy")
+}
+
+func (p *Prober) describe(ctx context.Context, err error) string {
+	st, _ := status.FromError(err)
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || st.Code() == codes.DeadlineExceeded:
+		return fmt.Sprintf("timeout: health rpc did not complete within the timeout: %s", st.Message())
+	case st.Code() == codes.Unimplemented:
+		return "this server does not implement the grpc health protocol (grpc.health.v1.Health): " + st.Message()
+	case st.Code() == codes.NotFound:
+		return "service unknown: " + strconv.Quote(p.service) + ": " + st.Message()
+	case st.Code() == codes.Unavailable:
+		return "failed to connect to " + p.addr + ": " + st.Message()
+	default:
+		return fmt.Sprintf("health rpc failed: %s: %s", st.Code(), st.Message())
+	}
+}

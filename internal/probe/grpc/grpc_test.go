@@ -1,0 +1,177 @@
+package grpc
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"healthbridge/internal/config"
+	"healthbridge/internal/probe"
+)
+
+// serve starts a real gRPC server on loopback; withHealth registers
+// grpc-go's own health server.
+func serve(t *testing.T, withHealth bool, opts ...grpc.ServerOption) (string, *health.Server) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer(opts...)
+	hs := health.NewServer()
+	if withHealth {
+		healthpb.RegisterHealthServer(s, hs)
+	}
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(s.Stop)
+	return ln.Addr().String(), hs
+}
+
+func check(t *testing.T, addr, service string, tlsCfg *config.GRPCTLS, timeout time.Duration) probe.Result {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	n, _ := net.LookupPort("tcp", port)
+	c := &config.Check{Name: "g", GRPC: &config.GRPCAction{Host: host, Port: int32(n), Service: &service, TLS: tlsCfg}}
+	p, err := New(c, probe.Deps{UserAgent: "healthbridge/test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	return p.Probe(ctx)
+}
+
+func TestGRPCHealth(t *testing.T) {
+	addr, hs := serve(t, true)
+	hs.SetServingStatus("db", healthpb.HealthCheckResponse_NOT_SERVING)
+	hs.SetServingStatus("cache", healthpb.HealthCheckResponse_SERVING)
+	noHealth, _ := serve(t, false)
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedAddr := closed.Addr().String()
+	closed.Close()
+
+	tests := []struct {
+		name, addr, service string
+		want                probe.Outcome
+		output              string
+	}{
+		{"overall serving", addr, "", probe.OutcomeSuccess, "service healthy"},
+		{"named service serving", addr, "cache", probe.OutcomeSuccess, "service healthy"},
+		{"not serving", addr, "db", probe.OutcomeFailure, `service unhealthy (responded with "NOT_SERVING")`},
+		{"unknown service", addr, "nope", probe.OutcomeFailure, `service unknown: "nope"`},
+		{"no health service", noHealth, "", probe.OutcomeFailure, "does not implement the grpc health protocol"},
+		{"connection refused", closedAddr, "", probe.OutcomeFailure, "connection refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := check(t, tt.addr, tt.service, nil, 2*time.Second)
+			if r.Outcome != tt.want || !strings.Contains(r.Output, tt.output) {
+				t.Fatalf("%v %q, want %v containing %q", r.Outcome, r.Output, tt.want, tt.output)
+			}
+		})
+	}
+
+	// Serving status changes are seen on the next probe.
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	if r := check(t, addr, "", nil, 2*time.Second); r.Outcome != probe.OutcomeFailure {
+		t.Fatalf("after NOT_SERVING: %v", r.Outcome)
+	}
+}
+
+// TestGRPCTimeoutBoundsDialAndCall: a listener that accepts and never
+// speaks HTTP/2 is a failure after the timeout, not a hang.
+func TestGRPCTimeoutBoundsDialAndCall(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	start := time.Now()
+	r := check(t, ln.Addr().String(), "", nil, 300*time.Millisecond)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("took %v", took)
+	}
+	if r.Outcome != probe.OutcomeFailure || !strings.Contains(r.Output, "timeout") {
+		t.Fatalf("%v %q", r.Outcome, r.Output)
+	}
+}
+
+func TestGRPCTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := selfSigned(t, dir)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := serve(t, true, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
+	tests := []struct {
+		name string
+		tls  *config.GRPCTLS
+		want probe.Outcome
+	}{
+		{"plaintext to a TLS server", nil, probe.OutcomeFailure},
+		{"unverified", &config.GRPCTLS{InsecureSkipVerify: true}, probe.OutcomeSuccess},
+		{"verified with caFile", &config.GRPCTLS{CAFile: certFile, ServerName: "healthbridge.test"}, probe.OutcomeSuccess},
+		{"unknown authority", &config.GRPCTLS{ServerName: "healthbridge.test"}, probe.OutcomeFailure},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if r := check(t, addr, "", tt.tls, 2*time.Second); r.Outcome != tt.want {
+				t.Fatalf("%v %q, want %v", r.Outcome, r.Output, tt.want)
+			}
+		})
+	}
+	c := &config.Check{GRPC: &config.GRPCAction{Port: 1, TLS: &config.GRPCTLS{CAFile: filepath.Join(dir, "missing.pem")}}}
+	if _, err := New(c, probe.Deps{}); err == nil || !strings.HasPrefix(err.Error(), "grpc.tls.caFile: ") {
+		t.Fatalf("missing caFile: %v", err)
+	}
+}
+
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "healthbridge.test"},
+		DNSNames: []string{"healthbridge.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	return certFile, keyFile
+}
