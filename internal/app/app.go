@@ -62,6 +62,8 @@ type Sidecar struct {
 
 	adminSrv *http.Server // nil without ttl checks
 	adminLn  net.Listener
+	agent    *server.Agent // nil without agent config
+	agentLn  net.Listener
 }
 
 // Build constructs every prober (so a bad exec command is a start-up
@@ -155,6 +157,15 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		sc.adminLn = aln
 		sc.adminSrv = newHTTPServer(server.NewAdmin(board, func(name string) { sc.sched.RunNow(name) }), log)
 	}
+	if a := cfg.Agent; a != nil {
+		agln, err := net.Listen("tcp", a.Listen)
+		if err != nil {
+			_ = sc.Close()
+			return nil, fmt.Errorf("agent.listen: %w", err)
+		}
+		sc.agentLn = agln
+		sc.agent = server.NewAgent(store, state.ScopeForRole(a.Role), cfg.ExposeOutput, a.WarnWeightPercent)
+	}
 	return sc, nil
 }
 
@@ -202,6 +213,10 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 		go func() { serveErr <- s.adminSrv.Serve(s.adminLn) }()
 		s.log.Info("serving admin", "addr", s.adminLn.Addr().String())
 	}
+	if s.agent != nil {
+		go func() { serveErr <- s.agent.Serve(s.agentLn) }()
+		s.log.Info("serving haproxy agent", "addr", s.agentLn.Addr().String(), "role", s.cfg.Agent.Role.String())
+	}
 	s.log.Info("serving", "addr", s.ln.Addr().String(), "checks", len(s.cfg.Checks))
 
 	select {
@@ -232,6 +247,9 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 	if s.adminSrv != nil {
 		err = errors.Join(err, s.adminSrv.Shutdown(sctx))
 	}
+	if s.agent != nil {
+		err = errors.Join(err, s.agent.Close())
+	}
 	s.sched.Stop()
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: %w", err)
@@ -243,8 +261,10 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 // Close releases the listeners of a Sidecar that will not Run.
 func (s *Sidecar) Close() error {
 	err := s.ln.Close()
-	if s.adminLn != nil {
-		err = errors.Join(err, s.adminLn.Close())
+	for _, ln := range []net.Listener{s.adminLn, s.agentLn} {
+		if ln != nil {
+			err = errors.Join(err, ln.Close())
+		}
 	}
 	return err
 }

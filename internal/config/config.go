@@ -54,8 +54,25 @@ type Config struct {
 	// shares the public listener: whoever reaches the public port must not
 	// be able to change health.
 	AdminListen string `json:"adminListen,omitempty"`
+	// Agent, when set, serves HAProxy's agent-check protocol.
+	Agent *AgentConfig `json:"agent,omitempty"`
 	// Checks are the probes to run. At least one.
 	Checks []Check `json:"checks"`
+}
+
+// AgentConfig is the HAProxy agent-check listener: HAProxy connects,
+// healthbridge writes one line ("up ready", "down", "drain") and closes.
+type AgentConfig struct {
+	// Listen is the agent's address, host:port. Required.
+	Listen string `json:"listen"`
+	// Role is the endpoint whose verdict the agent reports; default
+	// readiness (the agent answers "up" exactly when /readyz answers 200).
+	Role Role `json:"role,omitempty"`
+	// WarnWeightPercent, when 1-100, is the weight reported while the role
+	// passes but a check's last run failed below its threshold (or a ttl
+	// check reported warn), e.g. 50 for "50%"; 100% is reported otherwise.
+	// Default 0: no weight is ever reported.
+	WarnWeightPercent int `json:"warnWeightPercent,omitempty"`
 }
 
 // Check is one named probe with its schedule, thresholds and roles.
@@ -256,6 +273,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.AdminListen == "" {
 		c.AdminListen = DefaultAdminListen
+	}
+	if c.Agent != nil && c.Agent.Role == RoleUnknown {
+		c.Agent.Role = RoleReadiness
 	}
 	for i := range c.Checks {
 		c.Checks[i].SetDefaults()

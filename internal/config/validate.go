@@ -33,6 +33,16 @@ func (c *Config) Validate() error {
 			add("adminListen", "must differ from listen: the push endpoints must never be on the public address")
 		}
 	}
+	if a := c.Agent; a != nil {
+		if err := validAddress(a.Listen); err != nil {
+			add("agent.listen", "%v", err)
+		} else if a.Listen == c.Listen && !strings.HasSuffix(a.Listen, ":0") {
+			add("agent.listen", "must differ from listen")
+		}
+		if a.WarnWeightPercent < 0 || a.WarnWeightPercent > 100 {
+			add("agent.warnWeightPercent", "must be 0 (off) or 1-100, got %d", a.WarnWeightPercent)
+		}
+	}
 	if c.ShutdownDelaySeconds < 0 {
 		add("shutdownDelaySeconds", "must be >= 0")
 	}

@@ -38,6 +38,21 @@ func (sc Scope) String() string {
 	}
 }
 
+// ScopeForRole returns the scope of a role's endpoint; RoleUnknown gives
+// ScopeAll.
+func ScopeForRole(r config.Role) Scope {
+	switch r {
+	case config.RoleLiveness:
+		return ScopeLiveness
+	case config.RoleReadiness:
+		return ScopeReadiness
+	case config.RoleStartup:
+		return ScopeStartup
+	default:
+		return ScopeAll
+	}
+}
+
 // Covers reports whether the scope includes a check with info i.
 func (sc Scope) Covers(i *Info) bool {
 	switch sc {

@@ -1,0 +1,153 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"healthbridge/internal/probe"
+	"healthbridge/internal/state"
+)
+
+// agentDeadline bounds one agent-check exchange.
+const agentDeadline = 2 * time.Second
+
+// Agent serves HAProxy's agent-check protocol (HAProxy's configuration
+// manual, "agent-check"): HAProxy opens a TCP connection, the agent writes
+// one line of words and closes. The line is AgentLine's.
+type Agent struct {
+	store      *state.Store
+	scope      state.Scope
+	expose     bool
+	warnWeight int
+
+	// mu guards ln and conns.
+	mu    sync.Mutex
+	ln    net.Listener
+	wg    sync.WaitGroup
+	conns map[net.Conn]struct{}
+}
+
+// NewAgent returns an agent reporting scope's verdict from store. expose
+// adds the failing check and its output after '#'; warnWeight (1-100, 0
+// off) is the weight reported while passing with a warning.
+func NewAgent(store *state.Store, scope state.Scope, expose bool, warnWeight int) *Agent {
+	return &Agent{store: store, scope: scope, expose: expose, warnWeight: warnWeight, conns: map[net.Conn]struct{}{}}
+}
+
+// AgentLine is the agent's answer for a snapshot, newline included:
+//
+//   - "drain" while shutting down (between SIGTERM and exit): HAProxy sends
+//     no new sessions while existing ones finish;
+//   - "down" when the scope fails, with "#<check>: <output>" when expose;
+//   - "up ready" when it passes: "up" reverts a DOWN and "ready" a DRAIN or
+//     MAINT that this agent set earlier, since only the agent may revert
+//     its own actions; with warnWeight, "100%" or "<warnWeight>%" follows.
+func AgentLine(snap *state.Snapshot, sc state.Scope, expose bool, warnWeight int) string {
+	if snap.ShuttingDown {
+		return "drain\n"
+	}
+	v := snap.Evaluate(sc, nil)
+	if !v.OK {
+		line := "down"
+		if expose {
+			for _, e := range v.Entries {
+				if e.OK {
+					continue
+				}
+				reason := e.Check.State.Status.String()
+				if last, ok := e.Check.State.Last(); ok && strings.TrimSpace(last.Output) != "" {
+					reason = strings.TrimSpace(last.Output)
+				}
+				line += " #" + e.Check.Name + ": " + oneLineReason(reason)
+				break
+			}
+		}
+		return line + "\n"
+	}
+	line := "up ready"
+	if warnWeight > 0 {
+		w := 100
+		for _, e := range v.Entries {
+			if last, ok := e.Check.State.Last(); ok && last.Outcome != probe.OutcomeSuccess {
+				w = warnWeight
+			}
+		}
+		line += " " + strconv.Itoa(w) + "%"
+	}
+	return line + "\n"
+}
+
+// oneLineReason keeps a reason on one line: the protocol ends at the first
+// '\r' or '\n'.
+func oneLineReason(s string) string {
+	s = strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
+
+// Serve answers connections on ln until Close. It returns nil after Close.
+func (a *Agent) Serve(ln net.Listener) error {
+	a.mu.Lock()
+	a.ln = ln
+	a.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		a.mu.Lock()
+		a.conns[c] = struct{}{}
+		a.wg.Add(1)
+		a.mu.Unlock()
+		go a.answer(c)
+	}
+}
+
+func (a *Agent) answer(c net.Conn) {
+	defer func() {
+		c.Close()
+		a.mu.Lock()
+		delete(a.conns, c)
+		a.mu.Unlock()
+		a.wg.Done()
+	}()
+	_ = c.SetDeadline(time.Now().Add(agentDeadline))
+	line := AgentLine(a.store.Snapshot(), a.scope, a.expose, a.warnWeight)
+	if _, err := io.WriteString(c, line); err != nil {
+		return
+	}
+	// Half-close, then drain what HAProxy may have sent (agent-send), so
+	// that closing with unread data does not reset the connection before
+	// HAProxy has read the line.
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+}
+
+// Close stops accepting and waits for the answers in flight (each bounded
+// by a 2 s deadline).
+func (a *Agent) Close() error {
+	a.mu.Lock()
+	var err error
+	if a.ln != nil {
+		err = a.ln.Close()
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+	return err
+}
