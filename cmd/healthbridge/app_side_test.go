@@ -121,7 +121,7 @@ checks:
 				if healthy {
 					want = 200
 				}
-				p.waitFor(t, "/readyz/"+tc.unit+"?format=json", func(code int, body string) bool {
+				p.WaitFor(t, "/readyz/"+tc.unit+"?format=json", func(code int, body string) bool {
 					return code == want && strings.Contains(body, reason)
 				})
 				code, _, stderr := runShell(t, rundir, tc.unit)
@@ -191,12 +191,12 @@ checks:
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if _, body := p.waitFor(t, "/readyz?verbose", func(code int, _ string) bool { return code == 503 }); !strings.Contains(body, "TTL expired: no report yet") {
+	if _, body := p.WaitFor(t, "/readyz?verbose", func(code int, _ string) bool { return code == 503 }); !strings.Contains(body, "TTL expired: no report yet") {
 		t.Fatalf("before any report: %q", body)
 	}
 	// The public listener refuses writes, and nothing changes.
 	for _, m := range []string{"POST", "PUT"} {
-		req, _ := http.NewRequest(m, p.addr+"/checks/beat/pass", nil)
+		req, _ := http.NewRequest(m, p.Addr+"/checks/beat/pass", nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -206,7 +206,7 @@ checks:
 			t.Fatalf("%s on the public listener: %d", m, resp.StatusCode)
 		}
 	}
-	if code, _ := p.get(t, "/readyz"); code != 503 {
+	if code, _ := p.Get(t, "/readyz"); code != 503 {
 		t.Fatalf("a public write changed health: %d", code)
 	}
 	if c := post(admin, "/checks/nope/pass", ""); c != 404 {
@@ -216,38 +216,27 @@ checks:
 		t.Fatalf("admin pass: %d", c)
 	}
 	// RunNow makes the report visible at once, well before the next period.
-	p.waitFor(t, "/readyz", func(code int, _ string) bool { return code == 200 })
+	p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 200 })
 	if c := post(admin, "/checks/beat/fail", "disk full"); c != 200 {
 		t.Fatalf("admin fail: %d", c)
 	}
-	if _, body := p.waitFor(t, "/readyz?verbose", func(code int, _ string) bool { return code == 503 }); !strings.Contains(body, "disk full") {
+	if _, body := p.WaitFor(t, "/readyz?verbose", func(code int, _ string) bool { return code == 503 }); !strings.Contains(body, "disk full") {
 		t.Fatalf("after fail: %q", body)
 	}
 	post(admin, "/checks/beat/warn", "slow")
-	p.waitFor(t, "/readyz", func(code int, _ string) bool { return code == 200 })
+	p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 200 })
 	// No report for the 2 s TTL: expired.
 	start := time.Now()
-	_, body := p.waitFor(t, "/readyz?verbose", func(code int, _ string) bool { return code == 503 })
+	_, body := p.WaitFor(t, "/readyz?verbose", func(code int, _ string) bool { return code == 503 })
 	if !strings.Contains(body, "TTL expired") || time.Since(start) > 5*time.Second {
 		t.Fatalf("expiry: %q after %v", body, time.Since(start))
 	}
 	// And it recovers with the next report.
 	post(admin, "/checks/beat/pass", "")
-	p.waitFor(t, "/readyz", func(code int, _ string) bool { return code == 200 })
+	p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 200 })
 }
 
 func adminAddr(t *testing.T, p *child) string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, line := range strings.Split(p.logs(), "\n") {
-			if strings.Contains(line, "msg=\"serving admin\"") {
-				_, a, _ := strings.Cut(line, "addr=")
-				return "http://" + strings.Fields(a)[0]
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("no admin address logged: %s", p.logs())
-	return ""
+	return "http://" + p.LoggedAddr(t, "serving admin")
 }

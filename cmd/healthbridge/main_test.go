@@ -1,169 +1,58 @@
 package main
 
 import (
-	"bufio"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"healthbridge/internal/testutil"
 )
 
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "healthbridge-test")
+	bin, cleanup, err := testutil.Build("../..")
 	if err != nil {
 		panic(err)
 	}
-	binary = filepath.Join(dir, "healthbridge")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
-		panic("go build: " + err.Error() + "\n" + string(out))
-	}
+	binary = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
 // child is a running healthbridge.
-type child struct {
-	cmd    *exec.Cmd
-	addr   string
-	mu     sync.Mutex
-	stderr strings.Builder
-	done   chan struct{}
-}
+type child = testutil.Process
 
-var addrRE = regexp.MustCompile(`msg=serving addr=(\S+)`)
-
-// start runs healthbridge with args and waits until it serves.
 func start(t *testing.T, args ...string) *child {
 	t.Helper()
-	return startQuiet(t, 0, args...)
+	return testutil.Start(t, binary, args...)
 }
 
-// startQuiet is start for a healthbridge that may not log where it listens:
-// with port > 0 it waits until that port answers instead.
 func startQuiet(t *testing.T, port int, args ...string) *child {
 	t.Helper()
-	p := &child{cmd: exec.Command(binary, args...), done: make(chan struct{})}
-	errPipe, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addr := make(chan string, 2)
-	go func() {
-		sc := bufio.NewScanner(errPipe)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.stderr.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("healthbridge stderr:\n%s", p.logs())
-		}
-	})
-	if port > 0 {
-		go func() {
-			for {
-				if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
-					c.Close()
-					addr <- "127.0.0.1:" + strconv.Itoa(port)
-					return
-				}
-				select {
-				case <-p.done:
-					return
-				case <-time.After(20 * time.Millisecond):
-				}
-			}
-		}()
-	}
-	select {
-	case a := <-addr:
-		p.addr = "http://" + strings.Replace(a, "[::]", "127.0.0.1", 1)
-	case <-p.done:
-		t.Fatalf("healthbridge exited: %s", p.logs())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("healthbridge did not start: %s", p.logs())
-	}
-	return p
-}
-
-func (p *child) logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.stderr.String()
-}
-
-func (p *child) get(t *testing.T, path string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(p.addr + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-// waitFor polls path until cond holds; a real process runs real probes, so
-// this waits on them, bounded by a deadline.
-func (p *child) waitFor(t *testing.T, path string, cond func(code int, body string) bool) (int, string) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		code, body := p.get(t, path)
-		if cond(code, body) {
-			return code, body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s: still %d %q", path, code, body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return testutil.StartOnPort(t, port, binary, args...)
 }
 
 func runBinary(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, out.String(), errb.String()
+	return testutil.Run(t, binary, args...)
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	return testutil.WriteFile(t, "config.yaml", body)
 }
 
 // TestSeed000Walkthrough follows exechealthz's README with healthbridge.
 func TestSeed000Walkthrough(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "test")
 	p := start(t, "-cmd", "ls "+file, "-period", "1s", "-port", "0")
-	code, body := p.waitFor(t, "/healthz", func(_ int, body string) bool { return strings.Contains(body, "Result of last exec") })
+	code, body := p.WaitFor(t, "/healthz", func(_ int, body string) bool { return strings.Contains(body, "Result of last exec") })
 	if code != 503 || !strings.HasPrefix(body, "Healthz probe error: Result of last exec: ls: ") ||
 		!strings.Contains(body, "No such file or directory") || !strings.Contains(body, "error exit status 2") {
 		t.Fatalf("before touch: %d %q", code, body)
@@ -171,36 +60,31 @@ func TestSeed000Walkthrough(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, body := p.waitFor(t, "/healthz", func(code int, _ string) bool { return code == 200 }); body != "ok" {
+	if _, body := p.WaitFor(t, "/healthz", func(code int, _ string) bool { return code == 200 }); body != "ok" {
 		t.Fatalf("after touch: %q", body)
 	}
 	// The native endpoints work in this mode too.
-	if code, _ := p.get(t, "/readyz"); code != 200 {
+	if code, _ := p.Get(t, "/readyz"); code != 200 {
 		t.Fatalf("/readyz: %d", code)
 	}
 }
 
 func TestExechealthzURLPairsAndOutput(t *testing.T) {
 	// -quiet hides the "serving" line that start reads, so pick a port.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := testutil.FreePort(t)
 	p := startQuiet(t, port, "-url=/a", "-cmd=echo hello-a", "-url=/b", "-cmd=echo broken; exit 3", "-output", "-quiet", "-port="+strconv.Itoa(port))
-	if _, body := p.waitFor(t, "/a", func(code int, _ string) bool { return code == 200 }); body != "hello-a\n" {
+	if _, body := p.WaitFor(t, "/a", func(code int, _ string) bool { return code == 200 }); body != "hello-a\n" {
 		t.Fatalf("/a with -output: %q", body)
 	}
-	code, body := p.waitFor(t, "/b", func(_ int, body string) bool { return strings.Contains(body, "Result") })
+	code, body := p.WaitFor(t, "/b", func(_ int, body string) bool { return strings.Contains(body, "Result") })
 	if code != 503 || !strings.Contains(body, "broken") || !strings.Contains(body, "exit status 3") {
 		t.Fatalf("/b: %d %q", code, body)
 	}
-	if code, _ := p.get(t, "/healthz-other"); code != 404 {
+	if code, _ := p.Get(t, "/healthz-other"); code != 404 {
 		t.Fatalf("unknown path: %d", code)
 	}
-	if strings.Contains(p.logs(), "level=INFO") {
-		t.Fatalf("-quiet logged info lines:\n%s", p.logs())
+	if strings.Contains(p.Logs(), "level=INFO") {
+		t.Fatalf("-quiet logged info lines:\n%s", p.Logs())
 	}
 }
 
@@ -213,15 +97,6 @@ func TestExechealthzBadCommandIsAStartupError(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "-url/-cmd: 1 -url for 2 -cmd") {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
-}
-
-func writeConfig(t *testing.T, body string) string {
-	t.Helper()
-	f := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(f, []byte(body), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return f
 }
 
 func TestValidateAndServeRefuseBadConfig(t *testing.T) {
@@ -284,7 +159,7 @@ checks:
 		t.Fatal(err)
 	}
 	p := start(t, "--config", cfg)
-	p.waitFor(t, "/readyz", func(code int, _ string) bool { return code == 200 })
+	p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 200 })
 	for {
 		if _, err := os.Stat(pidFile); err == nil {
 			break
@@ -292,23 +167,23 @@ checks:
 		time.Sleep(20 * time.Millisecond)
 	}
 	sent := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	code, body := p.waitFor(t, "/readyz", func(code int, _ string) bool { return code == 503 })
+	code, body := p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 503 })
 	if !strings.Contains(body, "[-]shutdown failed: shutting down") || time.Since(sent) > time.Second {
 		t.Fatalf("readyz after SIGTERM: %d %q after %v", code, body, time.Since(sent))
 	}
-	if code, _ := p.get(t, "/livez"); code != 200 {
+	if code, _ := p.Get(t, "/livez"); code != 200 {
 		t.Fatalf("livez during shutdown delay: %d", code)
 	}
 	select {
-	case <-p.done:
+	case <-p.Done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("did not exit")
 	}
 	took := time.Since(sent)
-	if ec := p.cmd.ProcessState.ExitCode(); ec != 0 {
+	if ec := p.Cmd.ProcessState.ExitCode(); ec != 0 {
 		t.Fatalf("exit code %d", ec)
 	}
 	if took < 2*time.Second || took > 4*time.Second {

@@ -1,0 +1,219 @@
+// Package testutil runs the real healthbridge binary in tests: build it
+// once, start it, wait until it serves, poll its endpoints. Only tests
+// import it.
+package testutil
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Build compiles ./cmd/healthbridge (relative to the module root found from
+// dir) into a temporary directory and returns the binary's path and a
+// cleanup function. Call it from TestMain.
+func Build(moduleRoot string) (bin string, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "healthbridge-test")
+	if err != nil {
+		return "", nil, err
+	}
+	bin = filepath.Join(dir, "healthbridge")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/healthbridge")
+	cmd.Dir = moduleRoot
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, &buildError{err: err, out: string(out)}
+	}
+	return bin, func() { os.RemoveAll(dir) }, nil
+}
+
+type buildError struct {
+	err error
+	out string
+}
+
+func (e *buildError) Error() string { return "go build: " + e.err.Error() + "\n" + e.out }
+
+// Process is a running healthbridge.
+type Process struct {
+	Cmd *exec.Cmd
+	// Addr is the base URL of the public server, http://host:port.
+	Addr string
+	// Done is closed when the process has exited.
+	Done chan struct{}
+
+	mu     sync.Mutex
+	stderr strings.Builder
+}
+
+var addrRE = regexp.MustCompile(`msg=serving addr=(\S+)`)
+
+// Start runs bin with args and waits until it logs where it serves. The
+// process is killed at the end of the test.
+func Start(t *testing.T, bin string, args ...string) *Process {
+	t.Helper()
+	return StartOnPort(t, 0, bin, args...)
+}
+
+// StartOnPort is Start for a process that may not log its address (-quiet):
+// with port > 0 it waits until 127.0.0.1:port accepts instead.
+func StartOnPort(t *testing.T, port int, bin string, args ...string) *Process {
+	t.Helper()
+	p := &Process{Cmd: exec.Command(bin, args...), Done: make(chan struct{})}
+	errPipe, err := p.Cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := make(chan string, 2)
+	go func() {
+		sc := bufio.NewScanner(errPipe)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.stderr.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[1]
+			}
+		}
+		_ = p.Cmd.Wait()
+		close(p.Done)
+	}()
+	t.Cleanup(func() {
+		_ = p.Cmd.Process.Kill()
+		<-p.Done
+		if t.Failed() {
+			t.Logf("healthbridge stderr:\n%s", p.Logs())
+		}
+	})
+	if port > 0 {
+		go func() {
+			for {
+				if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+					c.Close()
+					addr <- "127.0.0.1:" + strconv.Itoa(port)
+					return
+				}
+				select {
+				case <-p.Done:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+		}()
+	}
+	select {
+	case a := <-addr:
+		p.Addr = "http://" + strings.Replace(a, "[::]", "127.0.0.1", 1)
+	case <-p.Done:
+		t.Fatalf("healthbridge exited: %s", p.Logs())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("healthbridge did not start: %s", p.Logs())
+	}
+	return p
+}
+
+// Logs returns what the process wrote to stderr so far.
+func (p *Process) Logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+// LoggedAddr waits for a log line with msg=<msg> and returns its addr.
+func (p *Process) LoggedAddr(t *testing.T, msg string) string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, line := range strings.Split(p.Logs(), "\n") {
+			if strings.Contains(line, "msg=\""+msg+"\"") || strings.Contains(line, "msg="+msg+" ") {
+				_, a, _ := strings.Cut(line, "addr=")
+				return strings.Fields(a)[0]
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no %q line logged: %s", msg, p.Logs())
+	return ""
+}
+
+// Get fetches path from the public server.
+func (p *Process) Get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(p.Addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// WaitFor polls path until cond holds, for at most 15 s. A real process
+// runs real probes on real periods; this waits on them, bounded.
+func (p *Process) WaitFor(t *testing.T, path string, cond func(code int, body string) bool) (int, string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, body := p.Get(t, path)
+		if cond(code, body) {
+			return code, body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: still %d %q", path, code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Run runs bin with args to completion and returns its exit code, stdout
+// and stderr.
+func Run(t *testing.T, bin string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String(), errb.String()
+}
+
+// WriteFile writes body to a new file in a test temporary directory and
+// returns its path.
+func WriteFile(t *testing.T, name, body string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(f, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
