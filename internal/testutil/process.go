@@ -5,6 +5,7 @@ package testutil
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -217,3 +218,28 @@ func FreePort(t *testing.T) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// EnvReport names a file that Report appends to; .ci/run sets it and prints
+// the file, since `go test` hides the output of passing packages.
+const EnvReport = "HEALTHBRIDGE_TEST_REPORT"
+
+// Report logs a measured figure on the test and appends it as a line to
+// $HEALTHBRIDGE_TEST_REPORT when set.
+func Report(t *testing.T, format string, args ...any) {
+	t.Helper()
+	line := t.Name() + ": " + fmt.Sprintf(format, args...)
+	t.Log(line)
+	if f := os.Getenv(EnvReport); f != "" {
+		reportMu.Lock()
+		defer reportMu.Unlock()
+		fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Errorf("report: %v", err)
+			return
+		}
+		defer fh.Close()
+		fmt.Fprintln(fh, line)
+	}
+}
+
+var reportMu sync.Mutex
