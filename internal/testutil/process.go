@@ -24,6 +24,15 @@ import (
 // dir) into a temporary directory and returns the binary's path and a
 // cleanup function. Call it from TestMain.
 func Build(moduleRoot string) (bin string, cleanup func(), err error) {
+	// `go test` caches a package's result keyed on the files the test
+	// process opens or stats; the binary is built by a child `go build`, so
+	// stat its sources here or an edit would be served a stale "ok".
+	_ = filepath.WalkDir(moduleRoot, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "go.mod") || strings.HasSuffix(path, "go.sum")) {
+			_, _ = os.Stat(path)
+		}
+		return nil
+	})
 	dir, err := os.MkdirTemp("", "healthbridge-test")
 	if err != nil {
 		return "", nil, err
