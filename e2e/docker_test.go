@@ -102,7 +102,7 @@ func buildTestImage(t *testing.T) {
 			return
 		}
 		defer os.RemoveAll(ctx)
-		for src, dst := range map[string]string{binary: "healthbridge", bb: "busybox"} {
+		for src, dst := range map[string]string{bin(t): "healthbridge", bb: "busybox"} {
 			b, err := os.ReadFile(src)
 			if err == nil {
 				err = os.WriteFile(filepath.Join(ctx, dst), b, 0o755)

@@ -21,18 +21,14 @@ import (
 	"healthbridge/internal/testutil"
 )
 
-var binary string
-
 func TestMain(m *testing.M) {
-	bin, cleanup, err := testutil.Build("..")
-	if err != nil {
-		panic(err)
-	}
-	binary = bin
 	code := m.Run()
-	cleanup()
+	testutil.Cleanup()
 	os.Exit(code)
 }
+
+// bin returns the healthbridge binary under test, built once.
+func bin(t *testing.T) string { t.Helper(); return testutil.Binary(t, "..") }
 
 // echo is a TCP service without any health endpoint of its own: it answers
 // each line with "<name>:<line>". It can be stopped and started again on the
@@ -280,7 +276,7 @@ func cycle(t *testing.T, h *haproxy, backend *echo) {
 // Also: a healthbridge killed outright fails HAProxy's check (fail-safe).
 func TestHAProxyHTTPCheckReadyz(t *testing.T) {
 	backend := newEcho(t, "s1")
-	hb := testutil.Start(t, binary, "--config", hbConfig(t, backend.port, ""))
+	hb := testutil.Start(t, bin(t), "--config", hbConfig(t, backend.port, ""))
 	h := startHAProxy(t, fmt.Sprintf(`    option httpchk GET /readyz
     default-server inter %dms fall %d rise %d
     server s1 127.0.0.1:%d check port %d`, hpInter.Milliseconds(), hpFall, hpRise, backend.port, hbPort(t, hb)))
@@ -299,7 +295,7 @@ func TestHAProxyHTTPCheckReadyz(t *testing.T) {
 // "OPTIONS / HTTP/1.0" without a Host header.
 func TestHAProxyDefaultHTTPCheck(t *testing.T) {
 	backend := newEcho(t, "s1")
-	hb := testutil.Start(t, binary, "--config", hbConfig(t, backend.port, ""))
+	hb := testutil.Start(t, bin(t), "--config", hbConfig(t, backend.port, ""))
 	h := startHAProxy(t, fmt.Sprintf(`    option httpchk
     default-server inter %dms fall %d rise %d
     server s1 127.0.0.1:%d check port %d`, hpInter.Milliseconds(), hpFall, hpRise, backend.port, hbPort(t, hb)))
@@ -314,7 +310,7 @@ func TestHAProxyAgentCheckAndDrain(t *testing.T) {
 	backend := newEcho(t, "s1")
 	other := newEcho(t, "s2")
 	agentPort := testutil.FreePort(t)
-	hb := testutil.Start(t, binary, "--config", hbConfig(t, backend.port,
+	hb := testutil.Start(t, bin(t), "--config", hbConfig(t, backend.port,
 		fmt.Sprintf("shutdownDelaySeconds: 6\nagent: {listen: \"127.0.0.1:%d\", role: readiness}", agentPort)))
 	h := startHAProxy(t, fmt.Sprintf(`    default-server inter %[1]dms fall %[2]d rise %[3]d
     server s1 127.0.0.1:%[4]d check port %[5]d agent-check agent-port %[6]d agent-inter %[1]dms

@@ -12,35 +12,31 @@ import (
 	"healthbridge/internal/testutil"
 )
 
-var binary string
-
 func TestMain(m *testing.M) {
-	bin, cleanup, err := testutil.Build("../..")
-	if err != nil {
-		panic(err)
-	}
-	binary = bin
 	code := m.Run()
-	cleanup()
+	testutil.Cleanup()
 	os.Exit(code)
 }
+
+// bin returns the healthbridge binary under test, built once.
+func bin(t *testing.T) string { t.Helper(); return testutil.Binary(t, "../..") }
 
 // child is a running healthbridge.
 type child = testutil.Process
 
 func start(t *testing.T, args ...string) *child {
 	t.Helper()
-	return testutil.Start(t, binary, args...)
+	return testutil.Start(t, bin(t), args...)
 }
 
 func startQuiet(t *testing.T, port int, args ...string) *child {
 	t.Helper()
-	return testutil.StartOnPort(t, port, binary, args...)
+	return testutil.StartOnPort(t, port, bin(t), args...)
 }
 
 func runBinary(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	return testutil.Run(t, binary, args...)
+	return testutil.Run(t, bin(t), args...)
 }
 
 func writeConfig(t *testing.T, body string) string {

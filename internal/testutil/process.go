@@ -20,19 +20,52 @@ import (
 	"time"
 )
 
-// Build compiles ./cmd/healthbridge (relative to the module root found from
-// dir) into a temporary directory and returns the binary's path and a
-// cleanup function. Call it from TestMain.
-func Build(moduleRoot string) (bin string, cleanup func(), err error) {
+var (
+	buildOnce sync.Once
+	buildBin  string
+	buildDir  string
+	buildErr  error
+)
+
+// Binary returns the path of healthbridge built from moduleRoot, building
+// it on the first call in this test process. Call Cleanup from TestMain
+// after m.Run.
+func Binary(t *testing.T, moduleRoot string) string {
+	t.Helper()
 	// `go test` caches a package's result keyed on the files the test
-	// process opens or stats; the binary is built by a child `go build`, so
-	// stat its sources here or an edit would be served a stale "ok".
+	// process opens or stats while tests run; the binary comes from a child
+	// `go build`, so stat its sources here, or an edit would be served a
+	// stale "ok" from the cache.
 	_ = filepath.WalkDir(moduleRoot, func(path string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "go.mod") || strings.HasSuffix(path, "go.sum")) {
 			_, _ = os.Stat(path)
 		}
 		return nil
 	})
+	buildOnce.Do(func() {
+		var cleanup func()
+		buildBin, cleanup, buildErr = build(moduleRoot)
+		if buildErr == nil {
+			buildDir = filepath.Dir(buildBin)
+			_ = cleanup
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildBin
+}
+
+// Cleanup removes the binary Binary built, if any.
+func Cleanup() {
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+}
+
+// build compiles ./cmd/healthbridge of moduleRoot into a temporary
+// directory.
+func build(moduleRoot string) (bin string, cleanup func(), err error) {
 	dir, err := os.MkdirTemp("", "healthbridge-test")
 	if err != nil {
 		return "", nil, err
