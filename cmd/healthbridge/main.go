@@ -59,6 +59,7 @@ type globalFlags struct {
 	logFormat string
 	logLevel  string
 	reap      bool
+	kubecfg   string
 }
 
 func (g *globalFlags) register(fs *flag.FlagSet) {
@@ -66,6 +67,7 @@ func (g *globalFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&g.reap, "reap", false, "reap orphaned processes as a child subreaper (automatic when PID 1)")
+	fs.StringVar(&g.kubecfg, "kubeconfig", "", "kubeconfig for kubernetesPod checks (default: $KUBECONFIG, ~/.kube/config, then in-cluster)")
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -173,6 +175,7 @@ func runSidecar(cfg *config.Config, opts app.Options, g globalFlags, stderr io.W
 		return exitUsage
 	}
 	opts.Reap = reap
+	opts.Kubeconfig = g.kubecfg
 	sc, err := app.Build(cfg, opts)
 	if err != nil {
 		printErrors(stderr, "start-up", err)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -47,6 +48,8 @@ type Options struct {
 	// Reap reaps orphaned processes (set when healthbridge is PID 1 or a
 	// subreaper; see proc.ShouldReap).
 	Reap bool
+	// Kubeconfig is --kubeconfig, for kubernetesPod checks.
+	Kubeconfig string
 }
 
 // Sidecar is a built, not yet running healthbridge. Build it with Build,
@@ -62,6 +65,7 @@ type Sidecar struct {
 
 	adminSrv *http.Server // nil without ttl checks
 	adminLn  net.Listener
+	closers  []io.Closer   // probers holding resources (watches)
 	agent    *server.Agent // nil without agent config
 	agentLn  net.Listener
 }
@@ -76,10 +80,11 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	var (
-		errs   []error
-		checks []scheduler.Check
-		infos  []state.Info
-		board  *ttl.Board
+		errs    []error
+		checks  []scheduler.Check
+		infos   []state.Info
+		board   *ttl.Board
+		closers []io.Closer
 	)
 	if cfg.HasKind(config.KindTTL) {
 		var names []string
@@ -94,9 +99,10 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		c := &cfg.Checks[i]
 		kind := string(c.Kind())
 		deps := probe.Deps{
-			Logger:    log.With("check", c.Name, "kind", kind),
-			UserAgent: "healthbridge/" + Version,
-			Name:      c.Name,
+			Logger:     log.With("check", c.Name, "kind", kind),
+			UserAgent:  "healthbridge/" + Version,
+			Name:       c.Name,
+			Kubeconfig: opts.Kubeconfig,
 		}
 		if board != nil {
 			deps.Pushed = board
@@ -105,6 +111,9 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("checks[%d].%w", i, err))
 			continue
+		}
+		if cl, ok := p.(io.Closer); ok {
+			closers = append(closers, cl)
 		}
 		checks = append(checks, scheduler.Check{
 			Name: c.Name, Kind: kind, Prober: p,
@@ -121,6 +130,7 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		})
 	}
 	if len(errs) > 0 {
+		closeAll(closers)
 		return nil, errors.Join(errs...)
 	}
 	store := state.NewStore(infos, time.Now())
@@ -137,21 +147,23 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		closeAll(closers)
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	sc := &Sidecar{
-		cfg:   cfg,
-		log:   log,
-		store: store,
-		sched: scheduler.New(store, checks, log),
-		ln:    ln,
-		reap:  opts.Reap,
-		srv:   newHTTPServer(server.New(store, sopts), log),
+		closers: closers,
+		cfg:     cfg,
+		log:     log,
+		store:   store,
+		sched:   scheduler.New(store, checks, log),
+		ln:      ln,
+		reap:    opts.Reap,
+		srv:     newHTTPServer(server.New(store, sopts), log),
 	}
 	if board != nil {
 		aln, err := net.Listen("tcp", cfg.AdminListen)
 		if err != nil {
-			ln.Close()
+			_ = sc.Close()
 			return nil, fmt.Errorf("adminListen: %w", err)
 		}
 		sc.adminLn = aln
@@ -222,6 +234,7 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 	select {
 	case err := <-serveErr:
 		s.sched.Stop()
+		closeAll(s.closers)
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -238,6 +251,7 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 		case err := <-serveErr:
 			t.Stop()
 			s.sched.Stop()
+			closeAll(s.closers)
 			return fmt.Errorf("serve: %w", err)
 		}
 	}
@@ -251,6 +265,7 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 		err = errors.Join(err, s.agent.Close())
 	}
 	s.sched.Stop()
+	closeAll(s.closers)
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: %w", err)
 	}
@@ -258,8 +273,15 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 	return nil
 }
 
-// Close releases the listeners of a Sidecar that will not Run.
+func closeAll(cs []io.Closer) {
+	for _, c := range cs {
+		_ = c.Close()
+	}
+}
+
+// Close releases the listeners and probers of a Sidecar that will not Run.
 func (s *Sidecar) Close() error {
+	closeAll(s.closers)
 	err := s.ln.Close()
 	for _, ln := range []net.Listener{s.adminLn, s.agentLn} {
 		if ln != nil {

@@ -108,6 +108,9 @@ type Check struct {
 	// GRPC is the kubelet's gRPC probe, grpc.health.v1.Health/Check, plus a
 	// host and optional TLS. It shadows corev1.Probe's grpc field.
 	GRPC *GRPCAction `json:"grpc,omitempty"`
+	// KubernetesPod reads this pod's container readiness from the API
+	// server (seed 001's http-healthcheck-sidecar).
+	KubernetesPod *KubernetesPodAction `json:"kubernetesPod,omitempty"`
 	// Rundir reads an application's run-dir state files (docs/rundir.md).
 	Rundir *RundirAction `json:"rundir,omitempty"`
 	// TTL is a push check: the application reports, healthbridge expires.
@@ -142,6 +145,31 @@ type GRPCTLS struct {
 	// ServerName overrides the name verified in the server's certificate.
 	ServerName string `json:"serverName,omitempty"`
 }
+
+// KubernetesPodAction is a kubernetesPod check: the readiness the kubelet
+// reported for this pod's containers, read from a watch of the one pod.
+type KubernetesPodAction struct {
+	// Container, when set, checks only this container's ready flag (a
+	// container or a native sidecar, i.e. a restartable init container).
+	// Default: every container of the pod except healthbridge's own, and
+	// the pod must not be terminating.
+	Container string `json:"container,omitempty"`
+	// Pod is the pod's name; default $HOSTNAME, as seed 001.
+	Pod string `json:"pod,omitempty"`
+	// Namespace defaults to the service-account namespace file, then
+	// $POD_NAMESPACE, then the kubeconfig context's namespace.
+	Namespace string `json:"namespace,omitempty"`
+	// SelfContainer is healthbridge's own container, left out when
+	// Container is empty; default $HEALTHBRIDGE_CONTAINER_NAME.
+	SelfContainer string `json:"selfContainer,omitempty"`
+	// MaxStalenessSeconds is how long the last known status may be used
+	// while the API server cannot be reached; after that the check fails
+	// and says why. Default 60.
+	MaxStalenessSeconds int32 `json:"maxStalenessSeconds,omitempty"`
+}
+
+// DefaultMaxStalenessSeconds is kubernetesPod's maxStalenessSeconds default.
+const DefaultMaxStalenessSeconds = 60
 
 // RundirAction is a rundir check: <path>/<unit>/pid and error, as written
 // by the health package, the Python module or the seed's tools.
@@ -180,13 +208,14 @@ const (
 	KindHTTPGet   Kind = "httpGet"
 	KindTCPSocket Kind = "tcpSocket"
 	KindGRPC      Kind = "grpc"
+	KindKubePod   Kind = "kubernetesPod"
 	KindRundir    Kind = "rundir"
 	KindTTL       Kind = "ttl"
 )
 
 // Kinds lists every probe kind the config knows, in a stable order.
 func Kinds() []Kind {
-	return []Kind{KindExec, KindHTTPGet, KindTCPSocket, KindGRPC, KindRundir, KindTTL}
+	return []Kind{KindExec, KindHTTPGet, KindTCPSocket, KindGRPC, KindKubePod, KindRundir, KindTTL}
 }
 
 // setKinds lists the probe fields set on c, in Kinds order.
@@ -203,6 +232,9 @@ func (c *Check) setKinds() []string {
 	}
 	if c.GRPC != nil {
 		ks = append(ks, string(KindGRPC))
+	}
+	if c.KubernetesPod != nil {
+		ks = append(ks, string(KindKubePod))
 	}
 	if c.Rundir != nil {
 		ks = append(ks, string(KindRundir))
@@ -311,6 +343,9 @@ func (c *Check) SetDefaults() {
 	}
 	if c.StartIntervalSeconds == 0 {
 		c.StartIntervalSeconds = min(DefaultStartIntervalSeconds, max(c.PeriodSeconds, 1))
+	}
+	if k := c.KubernetesPod; k != nil && k.MaxStalenessSeconds == 0 {
+		k.MaxStalenessSeconds = DefaultMaxStalenessSeconds
 	}
 	if r := c.Rundir; r != nil && r.CheckPid == nil {
 		t := true

@@ -165,6 +165,9 @@ func (ch *Check) validate(p string) []error {
 			add(p+".grpc.tls", "certFile and keyFile go together")
 		}
 	}
+	if k := ch.KubernetesPod; k != nil && k.MaxStalenessSeconds < 0 {
+		add(p+".kubernetesPod.maxStalenessSeconds", "must be >= 0, got %d", k.MaxStalenessSeconds)
+	}
 	if r := ch.Rundir; r != nil {
 		if r.Unit == "" {
 			add(p+".rundir.unit", "required")

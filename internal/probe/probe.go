@@ -114,6 +114,9 @@ type Prober interface {
 	Probe(ctx context.Context) Result
 }
 
+// A Prober that holds resources (a watch, a connection) also implements
+// io.Closer; the sidecar closes it after the scheduler has stopped.
+
 // Func adapts an ordinary function to the Prober interface.
 type Func func(ctx context.Context) Result
 
@@ -133,6 +136,9 @@ type Deps struct {
 	Pushed PushSource
 	// Name is the check's name (ttl checks look their reports up by it).
 	Name string
+	// Kubeconfig is --kubeconfig for kubernetesPod checks; empty means
+	// client-go's usual rules ($KUBECONFIG, ~/.kube/config, in-cluster).
+	Kubeconfig string
 }
 
 // Push is a report an application pushed for a ttl check.

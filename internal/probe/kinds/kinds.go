@@ -12,6 +12,7 @@ import (
 	"healthbridge/internal/probe/exec"
 	"healthbridge/internal/probe/grpc"
 	"healthbridge/internal/probe/http"
+	"healthbridge/internal/probe/kube"
 	"healthbridge/internal/probe/rundir"
 	"healthbridge/internal/probe/tcp"
 	"healthbridge/internal/probe/ttl"
@@ -27,6 +28,7 @@ var Registry = map[config.Kind]Constructor{
 	config.KindHTTPGet:   http.New,
 	config.KindTCPSocket: tcp.New,
 	config.KindGRPC:      grpc.New,
+	config.KindKubePod:   kube.New,
 	config.KindRundir:    rundir.New,
 	config.KindTTL:       ttl.New,
 }

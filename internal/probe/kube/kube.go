@@ -1,0 +1,231 @@
+// Package kube is the kubernetesPod probe: the pod's own container
+// readiness, as the kubelet reported it to the API server (seed 001's
+// http-healthcheck-sidecar, without its one GET per request).
+//
+// It watches its one pod (an informer with a metadata.name field
+// selector), so probe runs, and therefore any number of HTTP requests to
+// healthbridge, cost no API requests: each run reads the watch's cache.
+// When the API server cannot be reached the last known status is used
+// until maxStalenessSeconds, then the check fails and says why; the
+// informer re-lists and re-watches by itself when the server returns.
+//
+// RBAC: get, list and watch on pods in the namespace (or restricted by
+// resourceNames to the one pod).
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"healthbridge/internal/config"
+	"healthbridge/internal/probe"
+)
+
+// ServiceAccountNamespaceFile is where a pod finds its namespace.
+const ServiceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// Prober reads one pod's readiness from a watch cache.
+type Prober struct {
+	ns, pod, container, self string
+	maxStale                 time.Duration
+	client                   kubernetes.Interface
+
+	startOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+	informer  cache.SharedIndexInformer
+
+	// mu guards lostSince and lastErr.
+	mu        sync.Mutex
+	lostSince time.Time // when requests began to fail; zero while they succeed
+	lastErr   error
+}
+
+// New builds a kubernetesPod prober from c.KubernetesPod, resolving the
+// pod, namespace and credentials now (a missing namespace or kubeconfig is
+// a start-up error). The watch starts at the first probe run.
+func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
+	k := c.KubernetesPod
+	if k == nil {
+		return nil, config.Errorf("kubernetesPod", "required")
+	}
+	rc, kubeNS, err := RESTConfig(d.Kubeconfig)
+	if err != nil {
+		return nil, config.Errorf("kubernetesPod", "no Kubernetes credentials: %v", err)
+	}
+	pod := k.Pod
+	if pod == "" {
+		pod = os.Getenv("HOSTNAME")
+	}
+	if pod == "" {
+		return nil, config.Errorf("kubernetesPod.pod", "not set and $HOSTNAME is empty")
+	}
+	ns := k.Namespace
+	if ns == "" {
+		ns = defaultNamespace(kubeNS)
+	}
+	if ns == "" {
+		return nil, config.Errorf("kubernetesPod.namespace", "not set, and no %s, $POD_NAMESPACE or kubeconfig namespace", ServiceAccountNamespaceFile)
+	}
+	self := k.SelfContainer
+	if self == "" {
+		self = os.Getenv("HEALTHBRIDGE_CONTAINER_NAME")
+	}
+	if d.UserAgent != "" {
+		rc.UserAgent = d.UserAgent
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, config.Errorf("kubernetesPod", "client: %v", err)
+	}
+	return NewWithClient(client, ns, pod, k.Container, self, time.Duration(k.MaxStalenessSeconds)*time.Second), nil
+}
+
+// NewWithClient builds a prober for ns/pod with an existing client.
+func NewWithClient(client kubernetes.Interface, ns, pod, container, self string, maxStale time.Duration) *Prober {
+	return &Prober{ns: ns, pod: pod, container: container, self: self, maxStale: maxStale, client: client,
+		stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// RESTConfig resolves credentials with client-go's usual rules: the
+// explicit kubeconfig path if given, else $KUBECONFIG, else ~/.kube/config,
+// else the in-cluster service account. It also returns the kubeconfig
+// context's namespace ("" when none is set).
+func RESTConfig(kubeconfig string) (*rest.Config, string, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
+	rc, err := cc.ClientConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	ns, explicit, _ := cc.Namespace()
+	if !explicit && ns == "default" {
+		if raw, err := cc.RawConfig(); err != nil || raw.Contexts[raw.CurrentContext] == nil || raw.Contexts[raw.CurrentContext].Namespace == "" {
+			ns = ""
+		}
+	}
+	return rc, ns, nil
+}
+
+func defaultNamespace(kubeNS string) string {
+	if b, err := os.ReadFile(ServiceAccountNamespaceFile); err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b))
+	}
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return kubeNS
+}
+
+func (p *Prober) start() {
+	selector := fields.OneTermEqualSelector("metadata.name", p.pod).String()
+	pods := p.client.CoreV1().Pods(p.ns)
+	lw := &cache.ListWatch{
+		ListFunc: func(opts metav1.ListOptions) (runtime.Object, error) {
+			opts.FieldSelector = selector
+			l, err := pods.List(context.Background(), opts)
+			p.noteContact(err)
+			return l, err
+		},
+		WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) {
+			opts.FieldSelector = selector
+			w, err := pods.Watch(context.Background(), opts)
+			p.noteContact(err)
+			return w, err
+		},
+	}
+	p.informer = cache.NewSharedIndexInformer(lw, &corev1.Pod{}, 0, cache.Indexers{})
+	_ = p.informer.SetWatchErrorHandler(func(_ *cache.Reflector, err error) { p.noteContact(err) })
+	go func() {
+		defer close(p.done)
+		p.informer.Run(p.stop)
+	}()
+}
+
+// noteContact records the outcome of a request to the API server.
+func (p *Prober) noteContact(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err == nil {
+		p.lostSince, p.lastErr = time.Time{}, nil
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	if p.lostSince.IsZero() {
+		p.lostSince = time.Now()
+	}
+	p.lastErr = err
+}
+
+// Probe judges the cached pod. The first run waits (within ctx) for the
+// watch's first sync.
+func (p *Prober) Probe(ctx context.Context) probe.Result {
+	p.startOnce.Do(p.start)
+	if !p.informer.HasSynced() {
+		cache.WaitForCacheSync(ctx.Done(), p.informer.HasSynced)
+	}
+	p.mu.Lock()
+	lostSince, lastErr := p.lostSince, p.lastErr
+	p.mu.Unlock()
+	where := p.ns + "/" + p.pod
+	if !p.informer.HasSynced() {
+		if lastErr != nil {
+			return probe.Unknown(fmt.Errorf("cannot read pod %s: %v", where, lastErr))
+		}
+		return probe.Unknown(fmt.Errorf("pod %s: no answer from the API server yet", where))
+	}
+	stale := ""
+	if !lostSince.IsZero() {
+		age := time.Since(lostSince)
+		if age > p.maxStale {
+			return probe.Unknown(fmt.Errorf("API server unreachable for %v (more than maxStalenessSeconds %v): last known status of pod %s is too old: %v",
+				age.Round(time.Second), p.maxStale, where, lastErr))
+		}
+		stale = fmt.Sprintf(" (last known status: API server unreachable for %v: %v)", age.Round(time.Second), lastErr)
+	}
+	var pod *corev1.Pod
+	if obj, ok, _ := p.informer.GetStore().GetByKey(where); ok {
+		pod = obj.(*corev1.Pod)
+	}
+	ok, reason := Ready(pod, p.container, p.self)
+	if pod == nil {
+		reason = fmt.Sprintf("pod %s not found", where)
+	}
+	if ok {
+		return probe.Success(reason + stale)
+	}
+	return probe.Failure("%s%s", reason, stale)
+}
+
+// Close stops the watch and waits for it. It is safe to call more than once
+// and before any Probe.
+func (p *Prober) Close() error {
+	p.startOnce.Do(func() { close(p.done) }) // never started: nothing to stop
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+	<-p.done
+	return nil
+}
