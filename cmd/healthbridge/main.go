@@ -60,6 +60,7 @@ type globalFlags struct {
 	logLevel  string
 	reap      bool
 	kubecfg   string
+	listen    string
 }
 
 func (g *globalFlags) register(fs *flag.FlagSet) {
@@ -67,6 +68,7 @@ func (g *globalFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&g.reap, "reap", false, "reap orphaned processes as a child subreaper (automatic when PID 1)")
+	fs.StringVar(&g.listen, "listen", "", "override the listen address (config, exechealthz -port, or :3000 in http-healthcheck-sidecar mode)")
 	fs.StringVar(&g.kubecfg, "kubeconfig", "", "kubeconfig for kubernetesPod checks (default: $KUBECONFIG, ~/.kube/config, then in-cluster)")
 }
 
@@ -119,7 +121,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if g.config == "" {
-		fmt.Fprintln(stderr, "healthbridge: --config FILE is required (or exechealthz flags such as -cmd); see --help")
+		if compat.IsHTTPHealthcheck(compat.LookupEnv) {
+			return httpHealthcheck(g, stderr)
+		}
+		fmt.Fprintln(stderr, "healthbridge: --config FILE is required (or exechealthz flags such as -cmd, or the HTTP_HEALTHCHECK_SIDECAR_* variables); see --help")
 		return exitUsage
 	}
 	log, err := newLogger(g.logFormat, g.logLevel, stderr)
@@ -133,6 +138,40 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	return runSidecar(cfg, app.Options{Logger: log}, g, stderr)
+}
+
+// httpHealthcheck is the drop-in mode for http-healthcheck-sidecar (seed
+// 001): its environment variables, its port and path.
+func httpHealthcheck(g globalFlags, stderr io.Writer) int {
+	log, err := newLogger(g.logFormat, g.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "healthbridge:", err)
+		return exitUsage
+	}
+	h, err := compat.ParseHTTPHealthcheck(compat.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(stderr, "healthbridge:", err)
+		return exitUsage
+	}
+	listen := compat.HTTPHealthcheckListen
+	if g.listen != "" {
+		listen = g.listen
+	}
+	if h.Override != nil {
+		ctx, _ := signalContext()
+		if err := compat.ServeOverride(ctx, listen, *h.Override, log); err != nil {
+			fmt.Fprintln(stderr, "healthbridge:", err)
+			return exitError
+		}
+		return exitOK
+	}
+	cfg := h.Config(listen)
+	g.listen = ""
+	return runSidecar(cfg, app.Options{
+		Logger:    log,
+		Extra:     func(s *state.Store) map[string]http.Handler { return h.Handlers(s) },
+		ExtraOnly: true,
+	}, g, stderr)
 }
 
 func exechealthz(args []string, stderr io.Writer) int {
@@ -176,6 +215,9 @@ func runSidecar(cfg *config.Config, opts app.Options, g globalFlags, stderr io.W
 	}
 	opts.Reap = reap
 	opts.Kubeconfig = g.kubecfg
+	if g.listen != "" {
+		cfg.Listen = g.listen
+	}
 	sc, err := app.Build(cfg, opts)
 	if err != nil {
 		printErrors(stderr, "start-up", err)

@@ -50,6 +50,8 @@ type Options struct {
 	Reap bool
 	// Kubeconfig is --kubeconfig, for kubernetesPod checks.
 	Kubeconfig string
+	// ExtraOnly serves only the Extra paths (see server.Options).
+	ExtraOnly bool
 }
 
 // Sidecar is a built, not yet running healthbridge. Build it with Build,
@@ -145,6 +147,7 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 	if opts.Extra != nil {
 		sopts.Extra = opts.Extra(store)
 	}
+	sopts.ExtraOnly = opts.ExtraOnly
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		closeAll(closers)

@@ -40,6 +40,9 @@ type Options struct {
 	// Extra maps exact paths to handlers that take precedence over the
 	// built-in endpoints (exechealthz compatibility paths).
 	Extra map[string]http.Handler
+	// ExtraOnly serves the Extra paths and nothing else (404): seed 001's
+	// drop-in mode answers /health only.
+	ExtraOnly bool
 }
 
 // Handler serves a store's snapshots. It is safe for concurrent use.
@@ -80,6 +83,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	if x, ok := h.opts.Extra[path]; ok {
 		x.ServeHTTP(w, r)
+		return
+	}
+	if h.opts.ExtraOnly {
+		http.NotFound(w, r)
 		return
 	}
 	if sc, ok := scopes[path]; ok {

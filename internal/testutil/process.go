@@ -109,11 +109,25 @@ func Start(t *testing.T, bin string, args ...string) *Process {
 	return StartOnPort(t, 0, bin, args...)
 }
 
+// StartEnv is Start with extra environment variables (KEY=VALUE).
+func StartEnv(t *testing.T, bin string, env []string, args ...string) *Process {
+	t.Helper()
+	return start(t, 0, env, bin, args...)
+}
+
 // StartOnPort is Start for a process that may not log its address (-quiet):
 // with port > 0 it waits until 127.0.0.1:port accepts instead.
 func StartOnPort(t *testing.T, port int, bin string, args ...string) *Process {
 	t.Helper()
+	return start(t, port, nil, bin, args...)
+}
+
+func start(t *testing.T, port int, env []string, bin string, args ...string) *Process {
+	t.Helper()
 	p := &Process{Cmd: exec.Command(bin, args...), Done: make(chan struct{})}
+	if env != nil {
+		p.Cmd.Env = append(os.Environ(), env...)
+	}
 	errPipe, err := p.Cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,148 @@
+package compat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"healthbridge/internal/config"
+	"healthbridge/internal/state"
+)
+
+// The environment variables of bryopsida/http-healthcheck-sidecar (seed 001).
+const (
+	EnvTargetContainer = "HTTP_HEALTHCHECK_SIDECAR_TARGET_CONTAINER"
+	EnvPodOverride     = "HTTP_HEALTHCHECK_SIDECAR_TARGET_POD_OVERRIDE"
+	EnvStateOverride   = "HTTP_HEALTHCHECK_SIDECAR_STATE_OVERRIDE"
+)
+
+// The original's address and path.
+const (
+	HTTPHealthcheckListen = ":3000"
+	HTTPHealthcheckPath   = "/health"
+)
+
+// HTTPHealthcheck is seed 001's configuration, read from its environment.
+type HTTPHealthcheck struct {
+	// Container is the container whose readiness decides; "" for every
+	// container of the pod but healthbridge's own.
+	Container string
+	// Pod is the pod to read; "" for $HOSTNAME.
+	Pod string
+	// Override, when not nil, fixes the answer without asking the API
+	// server: true always healthy, false always unhealthy.
+	Override *bool
+}
+
+// IsHTTPHealthcheck reports whether any of seed 001's variables is set.
+func IsHTTPHealthcheck(lookup func(string) (string, bool)) bool {
+	for _, k := range []string{EnvTargetContainer, EnvPodOverride, EnvStateOverride} {
+		if _, ok := lookup(k); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseHTTPHealthcheck reads seed 001's variables. The state override must
+// be "true", "false" or empty (unset).
+func ParseHTTPHealthcheck(lookup func(string) (string, bool)) (*HTTPHealthcheck, error) {
+	h := &HTTPHealthcheck{}
+	h.Container, _ = lookup(EnvTargetContainer)
+	h.Pod, _ = lookup(EnvPodOverride)
+	switch v, _ := lookup(EnvStateOverride); v {
+	case "":
+	case "true":
+		t := true
+		h.Override = &t
+	case "false":
+		f := false
+		h.Override = &f
+	default:
+		return nil, fmt.Errorf("%s=%q: must be true, false or unset", EnvStateOverride, v)
+	}
+	return h, nil
+}
+
+// Config is the healthbridge config equivalent to h (without an override):
+// one kubernetesPod check answered on :3000. The original asked the API
+// server on every request; a watch makes that free, so the check runs every
+// second with thresholds of 1 to keep the original's immediacy.
+func (h *HTTPHealthcheck) Config(listen string) *config.Config {
+	c := &config.Config{Listen: listen, FailureStatusCode: http.StatusInternalServerError}
+	ch := config.Check{Name: "pod", KubernetesPod: &config.KubernetesPodAction{Container: h.Container, Pod: h.Pod}}
+	ch.PeriodSeconds, ch.SuccessThreshold, ch.FailureThreshold = 1, 1, 1
+	c.Checks = []config.Check{ch}
+	c.SetDefaults()
+	return c
+}
+
+// Handlers answers GET /health as the original: 200 "OK" when the check is
+// healthy, else 500 "UNAVAILABLE" (seed 001 documents 500; its code sent
+// 503, and both are failures to every load balancer).
+func (h *HTTPHealthcheck) Handlers(store *state.Store) map[string]http.Handler {
+	return map[string]http.Handler{HTTPHealthcheckPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := store.Snapshot().Get("pod")
+		writeHealth(w, c != nil && c.State.Status == state.StatusHealthy)
+	})}
+}
+
+func writeHealth(w http.ResponseWriter, ok bool) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if ok {
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "OK")
+		return
+	}
+	w.WriteHeader(http.StatusInternalServerError)
+	_, _ = io.WriteString(w, "UNAVAILABLE")
+}
+
+// ServeOverride serves the fixed answer of the state override on listen
+// until ctx is done: GET /health only, every other path 404. The API server
+// is never asked.
+func ServeOverride(ctx context.Context, listen string, healthy bool, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+HTTPHealthcheckPath, func(w http.ResponseWriter, r *http.Request) { writeHealth(w, healthy) })
+	srv := &http.Server{Handler: exactPaths(mux), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String(), "state_override", healthy)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+// exactPaths answers 404 for any path but /health itself, so ServeMux never
+// redirects (a redirect looks healthy to HAProxy and the kubelet).
+func exactPaths(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != HTTPHealthcheckPath {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// LookupEnv is os.LookupEnv, for callers that pass a lookup function.
+func LookupEnv(k string) (string, bool) { return os.LookupEnv(k) }
