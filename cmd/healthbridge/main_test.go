@@ -185,19 +185,7 @@ checks:
 	if took < 2*time.Second || took > 4*time.Second {
 		t.Fatalf("exited %v after SIGTERM, want shutdownDelaySeconds (2s) + at most 2s", took)
 	}
-	b, _ := os.ReadFile(pidFile)
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	deadline := time.Now().Add(5 * time.Second)
-	for syscall.Kill(pid, 0) == nil {
-		if st, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); strings.Contains(string(st), ") Z ") {
-			break
-		}
-		if time.Now().After(deadline) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("probe child %d outlived healthbridge", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.AssertPidFileDead(t, pidFile) // the in-flight probe's child
 }
 
 func TestVersion(t *testing.T) {

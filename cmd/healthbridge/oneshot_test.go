@@ -10,11 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	grpchealth "google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"healthbridge/health"
+	"healthbridge/internal/testutil"
 )
 
 // TestProbeExitCodes: every kind of `healthbridge probe`, success and
@@ -56,17 +55,8 @@ func TestProbeExitCodes(t *testing.T) {
 	closedAddr := closed.Addr().String()
 	closed.Close()
 
-	gln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	hs := grpchealth.NewServer()
+	grpcAddr, hs := testutil.GRPCServer(t, true)
 	hs.SetServingStatus("db", healthpb.HealthCheckResponse_NOT_SERVING)
-	healthpb.RegisterHealthServer(gs, hs)
-	go func() { _ = gs.Serve(gln) }()
-	t.Cleanup(gs.Stop)
-	grpcAddr := gln.Addr().String()
 
 	rundir := t.TempDir()
 	u, _ := health.NewUnit(rundir, "app")

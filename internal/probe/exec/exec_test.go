@@ -4,9 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 
 	"healthbridge/internal/config"
 	"healthbridge/internal/probe"
+	"healthbridge/internal/testutil"
 )
 
 func newProber(t *testing.T, timeout time.Duration, startingCode int, argv ...string) *Prober {
@@ -77,7 +76,7 @@ func TestExecTimeoutKillsWholeGroup(t *testing.T) {
 	if want := "Health check exceeded timeout (1s): partial\n"; r.Output != want {
 		t.Fatalf("output %q, want %q", r.Output, want)
 	}
-	assertDead(t, pidFile)
+	testutil.AssertPidFileDead(t, pidFile)
 }
 
 func TestExecBackgroundChildHoldingStdoutReturnsPromptly(t *testing.T) {
@@ -91,33 +90,7 @@ func TestExecBackgroundChildHoldingStdoutReturnsPromptly(t *testing.T) {
 	if r.Outcome != probe.OutcomeSuccess || r.Output != "ok\n" {
 		t.Fatalf("got %v %q", r.Outcome, r.Output)
 	}
-	assertDead(t, pidFile)
-}
-
-// assertDead checks that the pid written in file is not a live process (a
-// zombie awaiting its reaper counts as dead).
-func assertDead(t *testing.T, file string) {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil || strings.Contains(string(st), ") Z ") {
-			return
-		}
-		if time.Now().After(deadline) {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("process %d spawned by the probe outlived the run", pid)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.AssertPidFileDead(t, pidFile)
 }
 
 func TestExecHugeOutputIsCappedAndNeverBlocks(t *testing.T) {

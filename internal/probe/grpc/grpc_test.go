@@ -24,24 +24,12 @@ import (
 
 	"healthbridge/internal/config"
 	"healthbridge/internal/probe"
+	"healthbridge/internal/testutil"
 )
 
-// serve starts a real gRPC server on loopback; withHealth registers
-// grpc-go's own health server.
 func serve(t *testing.T, withHealth bool, opts ...grpc.ServerOption) (string, *health.Server) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := grpc.NewServer(opts...)
-	hs := health.NewServer()
-	if withHealth {
-		healthpb.RegisterHealthServer(s, hs)
-	}
-	go func() { _ = s.Serve(ln) }()
-	t.Cleanup(s.Stop)
-	return ln.Addr().String(), hs
+	return testutil.GRPCServer(t, withHealth, opts...)
 }
 
 func check(t *testing.T, addr, service string, tlsCfg *config.GRPCTLS, timeout time.Duration) probe.Result {
