@@ -26,8 +26,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -43,7 +44,7 @@ const ServiceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccou
 type Prober struct {
 	ns, pod, container, self string
 	maxStale                 time.Duration
-	client                   kubernetes.Interface
+	client                   rest.Interface
 
 	startOnce sync.Once
 	stop      chan struct{}
@@ -89,17 +90,40 @@ func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
 	if d.UserAgent != "" {
 		rc.UserAgent = d.UserAgent
 	}
-	client, err := kubernetes.NewForConfig(rc)
+	client, err := newPodClient(rc)
 	if err != nil {
 		return nil, config.Errorf("kubernetesPod", "client: %v", err)
 	}
-	return NewWithClient(client, ns, pod, k.Container, self, time.Duration(k.MaxStalenessSeconds)*time.Second), nil
+	return &Prober{ns: ns, pod: pod, container: k.Container, self: self,
+		maxStale: time.Duration(k.MaxStalenessSeconds) * time.Second, client: client,
+		stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
-// NewWithClient builds a prober for ns/pod with an existing client.
-func NewWithClient(client kubernetes.Interface, ns, pod, container, self string, maxStale time.Duration) *Prober {
-	return &Prober{ns: ns, pod: pod, container: container, self: self, maxStale: maxStale, client: client,
-		stop: make(chan struct{}), done: make(chan struct{})}
+// podScheme knows core/v1 only. The generated clientset would register
+// every API group and add about 25 MB to the binary; pods are all we read.
+var (
+	podScheme = runtime.NewScheme()
+	podCodecs = serializer.NewCodecFactory(podScheme)
+	podParams = runtime.NewParameterCodec(podScheme)
+)
+
+func init() {
+	if err := corev1.AddToScheme(podScheme); err != nil {
+		panic(err)
+	}
+	metav1.AddToGroupVersion(podScheme, schema.GroupVersion{Version: "v1"})
+}
+
+// newPodClient is a REST client for the core/v1 API.
+func newPodClient(rc *rest.Config) (*rest.RESTClient, error) {
+	c := rest.CopyConfig(rc)
+	c.APIPath = "/api"
+	c.GroupVersion = &corev1.SchemeGroupVersion
+	c.NegotiatedSerializer = podCodecs.WithoutConversion()
+	if c.UserAgent == "" {
+		c.UserAgent = rest.DefaultKubernetesUserAgent()
+	}
+	return rest.RESTClientFor(c)
 }
 
 // RESTConfig resolves credentials with client-go's usual rules: the
@@ -137,17 +161,20 @@ func defaultNamespace(kubeNS string) string {
 
 func (p *Prober) start() {
 	selector := fields.OneTermEqualSelector("metadata.name", p.pod).String()
-	pods := p.client.CoreV1().Pods(p.ns)
 	lw := &cache.ListWatch{
 		ListFunc: func(opts metav1.ListOptions) (runtime.Object, error) {
 			opts.FieldSelector = selector
-			l, err := pods.List(context.Background(), opts)
+			l := &corev1.PodList{}
+			err := p.client.Get().Namespace(p.ns).Resource("pods").
+				VersionedParams(&opts, podParams).Do(context.Background()).Into(l)
 			p.noteContact(err)
 			return l, err
 		},
 		WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) {
 			opts.FieldSelector = selector
-			w, err := pods.Watch(context.Background(), opts)
+			opts.Watch = true
+			w, err := p.client.Get().Namespace(p.ns).Resource("pods").
+				VersionedParams(&opts, podParams).Watch(context.Background())
 			p.noteContact(err)
 			return w, err
 		},
