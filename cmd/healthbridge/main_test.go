@@ -167,7 +167,7 @@ checks:
 		t.Fatal(err)
 	}
 	code, body := p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 503 })
-	if !strings.Contains(body, "[-]shutdown failed: shutting down") || time.Since(sent) > time.Second {
+	if !strings.Contains(body, "[-]shutdown failed: shutting down") || time.Since(sent) > 2*time.Second {
 		t.Fatalf("readyz after SIGTERM: %d %q after %v", code, body, time.Since(sent))
 	}
 	if code, _ := p.Get(t, "/livez"); code != 200 {
