@@ -72,13 +72,22 @@ type Unit struct {
 // NewUnit returns the unit name under rundir. The name must be a single
 // path element (no '/', not "." or "..").
 func NewUnit(rundir, name string) (*Unit, error) {
-	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
-		return nil, fmt.Errorf("health: invalid unit name %q: must be a single path element", name)
+	if err := ValidUnitName(name); err != nil {
+		return nil, fmt.Errorf("health: %w", err)
 	}
 	if rundir == "" {
 		return nil, errors.New("health: empty run directory")
 	}
 	return &Unit{dir: filepath.Join(rundir, name)}, nil
+}
+
+// ValidUnitName returns an error unless name can be a unit: one path
+// element, not empty, not "." or "..".
+func ValidUnitName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
+		return fmt.Errorf("invalid unit name %q: must be a single path element", name)
+	}
+	return nil
 }
 
 // Dir is the unit's directory, <rundir>/<name>.

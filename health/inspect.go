@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"healthbridge/internal/proc"
 )
 
 // InspectOptions adjust Inspect.
@@ -67,12 +69,12 @@ func Inspect(dir string, o InspectOptions) (Verdict, error) {
 		if root == "" {
 			root = "/proc"
 		}
-		b, err := os.ReadFile(filepath.Join(root, strconv.Itoa(pid), "stat"))
-		if err != nil {
+		st, _, ok := proc.ReadStat(filepath.Join(root, strconv.Itoa(pid), "stat"))
+		if !ok {
 			v.Reason = fmt.Sprintf("process %d is not running", pid)
 			return v, nil
 		}
-		if i := strings.LastIndexByte(string(b), ')'); i > 0 && strings.HasPrefix(string(b[i:]), ") Z") {
+		if st == 'Z' {
 			v.Reason = fmt.Sprintf("process %d is a zombie (exited, not yet reaped)", pid)
 			return v, nil
 		}

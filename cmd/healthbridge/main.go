@@ -121,7 +121,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if g.config == "" {
-		if compat.IsHTTPHealthcheck(compat.LookupEnv) {
+		if compat.IsHTTPHealthcheck(os.LookupEnv) {
 			return httpHealthcheck(g, stderr)
 		}
 		fmt.Fprintln(stderr, "healthbridge: --config FILE is required (or exechealthz flags such as -cmd, or the HTTP_HEALTHCHECK_SIDECAR_* variables); see --help")
@@ -148,7 +148,7 @@ func httpHealthcheck(g globalFlags, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "healthbridge:", err)
 		return exitUsage
 	}
-	h, err := compat.ParseHTTPHealthcheck(compat.LookupEnv)
+	h, err := compat.ParseHTTPHealthcheck(os.LookupEnv)
 	if err != nil {
 		fmt.Fprintln(stderr, "healthbridge:", err)
 		return exitUsage

@@ -37,20 +37,7 @@ func TestProbeExitCodes(t *testing.T) {
 	t.Cleanup(srv.Close)
 	tls := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	t.Cleanup(tls.Close)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	tcpAddr := testutil.Listen(t, func(c net.Conn) { c.Close() })
 	closed, _ := net.Listen("tcp", "127.0.0.1:0")
 	closedAddr := closed.Addr().String()
 	closed.Close()
@@ -78,7 +65,7 @@ func TestProbeExitCodes(t *testing.T) {
 		{[]string{"probe", srv.URL + "/fail"}, 1, "statuscode: 500"},
 		{[]string{"probe", tls.URL + "/", "--insecure"}, 0, ""},
 		{[]string{"probe", tls.URL + "/"}, 1, "certificate"},
-		{[]string{"probe", "tcp", ln.Addr().String()}, 0, ""},
+		{[]string{"probe", "tcp", tcpAddr}, 0, ""},
 		{[]string{"probe", "tcp", closedAddr}, 1, "connection refused"},
 		{[]string{"probe", "rundir", rundir, "--unit", "app"}, 0, ""},
 		{[]string{"probe", "rundir", rundir, "--unit", "bad"}, 1, "error code 4"},
@@ -108,7 +95,7 @@ func TestProbeExitCodes(t *testing.T) {
 		})
 	}
 	// -v gives detail on success.
-	if code, out, _ := runBinary(t, "probe", "-v", "tcp", ln.Addr().String()); code != 0 || !strings.HasPrefix(out, "healthy: ") {
+	if code, out, _ := runBinary(t, "probe", "-v", "tcp", tcpAddr); code != 0 || !strings.HasPrefix(out, "healthy: ") {
 		t.Fatalf("-v: %d %q", code, out)
 	}
 }

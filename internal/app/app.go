@@ -101,7 +101,6 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		c := &cfg.Checks[i]
 		kind := string(c.Kind())
 		deps := probe.Deps{
-			Logger:     log.With("check", c.Name, "kind", kind),
 			UserAgent:  "healthbridge/" + Version,
 			Name:       c.Name,
 			Kubeconfig: opts.Kubeconfig,
@@ -195,21 +194,6 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// AdminAddr is the admin server's address, or nil when there is none (no
-// ttl check).
-func (s *Sidecar) AdminAddr() net.Addr {
-	if s.adminLn == nil {
-		return nil
-	}
-	return s.adminLn.Addr()
-}
-
-// Addr is the address the server listens on.
-func (s *Sidecar) Addr() net.Addr { return s.ln.Addr() }
-
-// Store is the sidecar's state store.
-func (s *Sidecar) Store() *state.Store { return s.store }
-
 // Run serves and probes until ctx is done (the signal), then shuts down
 // gracefully: readiness fails at once, the server keeps answering for
 // shutdownDelaySeconds or until hurry is closed (a second signal), then the
@@ -242,7 +226,7 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 	case <-ctx.Done():
 	}
 
-	s.store.SetShuttingDown(time.Now())
+	s.store.SetShuttingDown()
 	delay := s.cfg.ShutdownDelay()
 	s.log.Info("shutting down: readiness now fails", "delay", delay)
 	if delay > 0 {

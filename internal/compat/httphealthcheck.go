@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"healthbridge/internal/config"
@@ -143,6 +142,3 @@ func exactPaths(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
-
-// LookupEnv is os.LookupEnv, for callers that pass a lookup function.
-func LookupEnv(k string) (string, bool) { return os.LookupEnv(k) }

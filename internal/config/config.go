@@ -10,6 +10,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -255,14 +256,7 @@ func (c *Check) Kind() Kind {
 }
 
 // HasRole reports whether r is one of c's roles.
-func (c *Check) HasRole(r Role) bool {
-	for _, x := range c.Roles {
-		if x == r {
-			return true
-		}
-	}
-	return false
-}
+func (c *Check) HasRole(r Role) bool { return slices.Contains(c.Roles, r) }
 
 // Period is periodSeconds as a duration.
 func (c *Check) Period() time.Duration { return seconds(c.PeriodSeconds) }

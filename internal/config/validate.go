@@ -10,6 +10,9 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"healthbridge/health"
+
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -171,8 +174,8 @@ func (ch *Check) validate(p string) []error {
 	if r := ch.Rundir; r != nil {
 		if r.Unit == "" {
 			add(p+".rundir.unit", "required")
-		} else if r.Unit == "." || r.Unit == ".." || strings.ContainsRune(r.Unit, '/') {
-			add(p+".rundir.unit", "%q: must be a single path element", r.Unit)
+		} else if err := health.ValidUnitName(r.Unit); err != nil {
+			add(p+".rundir.unit", "%v", err)
 		}
 		if r.MaxAgeSeconds < 0 {
 			add(p+".rundir.maxAgeSeconds", "must be >= 0, got %d", r.MaxAgeSeconds)

@@ -26,6 +26,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"healthbridge/internal/proc"
 )
 
 // Users with static bearer tokens in every Env. Admin is in system:masters;
@@ -191,22 +193,12 @@ func waitHTTP(client *http.Client, url, token string, cmd *exec.Cmd) error {
 				return nil
 			}
 		}
-		if !alive(cmd.Process.Pid) {
+		if !proc.Running(cmd.Process.Pid) {
 			return errors.New("process exited")
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	return fmt.Errorf("%s not ready after %v", url, readyTimeout)
-}
-
-// alive: the process exists and is not a zombie.
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i > 0 && !strings.HasPrefix(string(b[i:]), ") Z")
 }
 
 func (e *Env) httpClient() (*http.Client, error) {

@@ -15,11 +15,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"healthbridge/health"
 	"healthbridge/internal/config"
 	"healthbridge/internal/probe"
 	execprobe "healthbridge/internal/probe/exec"
@@ -153,11 +153,11 @@ func Probe(args []string, stdout, stderr io.Writer) int {
 		if len(pos) != 2 || *unit == "" {
 			return usage(errors.New("rundir: want PATH and --unit UNIT"))
 		}
-		if *unit == "." || *unit == ".." || strings.ContainsRune(*unit, '/') {
-			return usage(fmt.Errorf("--unit %q: must be a single path element", *unit))
+		u, err := health.NewUnit(pos[1], *unit)
+		if err != nil {
+			return usage(fmt.Errorf("--unit: %w", err))
 		}
-		dir := filepath.Join(pos[1], *unit)
-		p, what = rundir.NewDir(dir, !*noPid, *maxAge), dir
+		p, what = rundir.NewDir(u.Dir(), !*noPid, *maxAge), u.Dir()
 	case kind == "exec":
 		if len(pos) != 1 || len(cmdArgs) == 0 {
 			return usage(errors.New("exec: want -- COMMAND [ARG]..."))

@@ -11,7 +11,6 @@ package probe
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"time"
 )
 
@@ -117,17 +116,9 @@ type Prober interface {
 // A Prober that holds resources (a watch, a connection) also implements
 // io.Closer; the sidecar closes it after the scheduler has stopped.
 
-// Func adapts an ordinary function to the Prober interface.
-type Func func(ctx context.Context) Result
-
-// Probe calls f(ctx).
-func (f Func) Probe(ctx context.Context) Result { return f(ctx) }
-
 // Deps are what a probe constructor may need beyond its own spec. The zero
-// value is usable: a nil Logger discards.
+// value is usable.
 type Deps struct {
-	// Logger receives a probe's own diagnostics (already With check and kind).
-	Logger *slog.Logger
 	// UserAgent is sent by HTTP probes that do not set one; default
 	// "healthbridge/<version>".
 	UserAgent string
@@ -156,14 +147,6 @@ type Push struct {
 type PushSource interface {
 	// LastPush returns the check's last report, or false if none arrived.
 	LastPush(check string) (Push, bool)
-}
-
-// Log returns d.Logger, or a logger that discards when it is nil.
-func (d Deps) Log() *slog.Logger {
-	if d.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return d.Logger
 }
 
 // MaxOutput is how many bytes of a probe's output are stored: 4096, as

@@ -146,6 +146,13 @@ func zombieChildren(ppid int) []int {
 	return out
 }
 
+// Running reports whether pid is a live process: it has a /proc entry whose
+// state is not Z (an exited process awaiting its reaper is not running).
+func Running(pid int) bool {
+	st, _, ok := ReadStat("/proc/" + strconv.Itoa(pid) + "/stat")
+	return ok && st != 'Z'
+}
+
 // ReadStat reads a /proc/<pid>/stat file and returns the process state
 // letter (R, S, Z, …) and parent pid.
 func ReadStat(path string) (state byte, ppid int, ok bool) {

@@ -136,10 +136,6 @@ func (s *Scheduler) RunNow(name string) bool {
 	return true
 }
 
-// Gate returns a channel closed once every startup check is healthy
-// (closed from the start when there is none).
-func (s *Scheduler) Gate() <-chan struct{} { return s.gate }
-
 func (s *Scheduler) loop(ctx context.Context, c *Check, start time.Time) {
 	log := s.log.With("check", c.Name, "kind", c.Kind)
 	if !c.Startup {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -60,10 +59,13 @@ func AgentLine(snap *state.Snapshot, sc state.Scope, expose bool, warnWeight int
 					continue
 				}
 				reason := e.Check.State.Status.String()
-				if last, ok := e.Check.State.Last(); ok && strings.TrimSpace(last.Output) != "" {
-					reason = strings.TrimSpace(last.Output)
+				if last, ok := e.Check.State.Last(); ok && oneLine(last.Output) != "" {
+					reason = oneLine(last.Output)
 				}
-				line += " #" + e.Check.Name + ": " + oneLineReason(reason)
+				if len(reason) > maxAgentReason {
+					reason = reason[:maxAgentReason] + "..."
+				}
+				line += " #" + e.Check.Name + ": " + reason
 				break
 			}
 		}
@@ -82,15 +84,8 @@ func AgentLine(snap *state.Snapshot, sc state.Scope, expose bool, warnWeight int
 	return line + "\n"
 }
 
-// oneLineReason keeps a reason on one line: the protocol ends at the first
-// '\r' or '\n'.
-func oneLineReason(s string) string {
-	s = strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
-	if len(s) > 200 {
-		s = s[:200] + "..."
-	}
-	return s
-}
+// maxAgentReason bounds the reason after '#' in an agent line.
+const maxAgentReason = 200
 
 // Serve answers connections on ln until Close. It returns nil after Close.
 func (a *Agent) Serve(ln net.Listener) error {

@@ -39,7 +39,7 @@ func TestAgentLine(t *testing.T) {
 	if got := AgentLine(s.Snapshot(), state.ScopeReadiness, true, 50); got != "down #web: refused second line\n" {
 		t.Fatalf("unhealthy, exposed: %q", got)
 	}
-	s.SetShuttingDown(t0)
+	s.SetShuttingDown()
 	if got := AgentLine(s.Snapshot(), state.ScopeReadiness, true, 50); got != "drain\n" {
 		t.Fatalf("shutting down: %q", got)
 	}

@@ -207,11 +207,18 @@ func (h *Handler) reason(c *state.Check) string {
 	if !ok {
 		return c.State.Status.String() + ": no result yet"
 	}
-	out := strings.TrimSpace(last.Output)
+	out := oneLine(last.Output)
 	if out == "" {
 		out = last.Outcome.String()
 	}
-	return c.State.Status.String() + ": " + strings.ReplaceAll(out, "\n", " ")
+	return c.State.Status.String() + ": " + out
+}
+
+// oneLine is s trimmed, with line breaks turned into spaces: a reason must
+// stay on its line (kube-apiserver's verbose list, HAProxy's agent line,
+// which ends at the first '\r' or '\n').
+func oneLine(s string) string {
+	return strings.NewReplacer("\r", " ", "\n", " ").Replace(strings.TrimSpace(s))
 }
 
 func wantsJSON(r *http.Request) bool {

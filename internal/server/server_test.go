@@ -140,7 +140,7 @@ func TestShutdownFailsReadinessOnly(t *testing.T) {
 	if r := get(t, h, "GET", "/readyz"); r.code != 200 {
 		t.Fatalf("before: %d", r.code)
 	}
-	s.SetShuttingDown(t0)
+	s.SetShuttingDown()
 	r := get(t, h, "GET", "/readyz")
 	if r.code != 503 || r.body != "[+]web ok\n[+]db ok\n[-]shutdown failed: shutting down\nreadyz check failed\n" {
 		t.Fatalf("readyz during shutdown: %d %q", r.code, r.body)

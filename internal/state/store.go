@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,14 +24,7 @@ type Info struct {
 }
 
 // HasRole reports whether r is one of the check's roles.
-func (i *Info) HasRole(r config.Role) bool {
-	for _, x := range i.Roles {
-		if x == r {
-			return true
-		}
-	}
-	return false
-}
+func (i *Info) HasRole(r config.Role) bool { return slices.Contains(i.Roles, r) }
 
 // Check is one check in a Snapshot.
 type Check struct {
@@ -45,8 +39,6 @@ type Snapshot struct {
 	Checks []Check
 	// ShuttingDown is set once SIGTERM arrived: readiness fails.
 	ShuttingDown bool
-	// Taken is when the snapshot was published.
-	Taken time.Time
 
 	index map[string]int
 	plain [scopeCount]bool // verdict without exclusions, per scope
@@ -75,7 +67,8 @@ func (t Transition) Changed() bool { return t.From != t.To }
 
 // Store holds every check's state. Writers (the scheduler) serialise on a
 // mutex; readers (the HTTP server, at any rate) load an immutable snapshot
-// through an atomic pointer and never block.
+// through an atomic pointer and never block. Nothing subscribes to changes:
+// readers that need one (HAProxy's agent, the HTTP server) read on demand.
 type Store struct {
 	// mu guards infos, states and shutting, and orders snapshot publication.
 	mu       sync.Mutex
@@ -83,7 +76,6 @@ type Store struct {
 	states   []CheckState
 	shutting bool
 	index    map[string]int
-	changed  chan struct{} // closed and replaced on every publication
 
 	snap atomic.Pointer[Snapshot]
 }
@@ -92,30 +84,21 @@ type Store struct {
 // Names must be unique (config validation guarantees it).
 func NewStore(infos []Info, now time.Time) *Store {
 	s := &Store{
-		infos:   append([]Info(nil), infos...),
-		states:  make([]CheckState, len(infos)),
-		index:   make(map[string]int, len(infos)),
-		changed: make(chan struct{}),
+		infos:  append([]Info(nil), infos...),
+		states: make([]CheckState, len(infos)),
+		index:  make(map[string]int, len(infos)),
 	}
 	for i, in := range infos {
 		s.index[in.Name] = i
 		s.states[i] = Initial(now)
 	}
-	s.publish(now)
+	s.publish()
 	return s
 }
 
 // Snapshot returns the current snapshot. It never blocks and never returns
 // nil.
 func (s *Store) Snapshot() *Snapshot { return s.snap.Load() }
-
-// Changed returns a channel that is closed at the next publication (a new
-// result or shutdown). Call it again after each wake-up.
-func (s *Store) Changed() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.changed
-}
 
 // Record applies result r of the named check at time now (state.Next) and
 // publishes a new snapshot. It panics on an unknown name, a programming
@@ -130,37 +113,26 @@ func (s *Store) Record(name string, r probe.Result, now time.Time) Transition {
 	prev := s.states[i]
 	next := Next(prev, r, now, s.infos[i].Policy)
 	s.states[i] = next
-	s.publish(now)
+	s.publish()
 	return Transition{From: prev.Status, To: next.Status, State: next}
-}
-
-// Restart resets the named check to starting at now, as at start-up.
-func (s *Store) Restart(name string, now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if i, ok := s.index[name]; ok {
-		s.states[i] = Initial(now)
-		s.publish(now)
-	}
 }
 
 // SetShuttingDown marks the store as shutting down: from now on readiness
 // fails. It is idempotent.
-func (s *Store) SetShuttingDown(now time.Time) {
+func (s *Store) SetShuttingDown() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.shutting {
 		s.shutting = true
-		s.publish(now)
+		s.publish()
 	}
 }
 
 // publish builds and stores a new snapshot; s.mu must be held.
-func (s *Store) publish(now time.Time) {
+func (s *Store) publish() {
 	snap := &Snapshot{
 		Checks:       make([]Check, len(s.infos)),
 		ShuttingDown: s.shutting,
-		Taken:        now,
 		index:        s.index, // never modified after NewStore
 	}
 	for i := range s.infos {
@@ -170,6 +142,4 @@ func (s *Store) publish(now time.Time) {
 		snap.plain[sc] = snap.Evaluate(sc, nil).OK
 	}
 	s.snap.Store(snap)
-	close(s.changed)
-	s.changed = make(chan struct{})
 }

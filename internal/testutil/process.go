@@ -23,7 +23,6 @@ import (
 var (
 	buildOnce sync.Once
 	buildBin  string
-	buildDir  string
 	buildErr  error
 )
 
@@ -42,14 +41,7 @@ func Binary(t *testing.T, moduleRoot string) string {
 		}
 		return nil
 	})
-	buildOnce.Do(func() {
-		var cleanup func()
-		buildBin, cleanup, buildErr = build(moduleRoot)
-		if buildErr == nil {
-			buildDir = filepath.Dir(buildBin)
-			_ = cleanup
-		}
-	})
+	buildOnce.Do(func() { buildBin, buildErr = build(moduleRoot) })
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
@@ -58,35 +50,28 @@ func Binary(t *testing.T, moduleRoot string) string {
 
 // Cleanup removes the binary Binary built, if any.
 func Cleanup() {
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
+	if buildBin != "" {
+		os.RemoveAll(filepath.Dir(buildBin))
 	}
 }
 
-// build compiles ./cmd/healthbridge of moduleRoot into a temporary
+// build compiles ./cmd/healthbridge of moduleRoot into a new temporary
 // directory.
-func build(moduleRoot string) (bin string, cleanup func(), err error) {
+func build(moduleRoot string) (string, error) {
 	dir, err := os.MkdirTemp("", "healthbridge-test")
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
-	bin = filepath.Join(dir, "healthbridge")
+	bin := filepath.Join(dir, "healthbridge")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/healthbridge")
 	cmd.Dir = moduleRoot
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
-		return "", nil, &buildError{err: err, out: string(out)}
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	return bin, func() { os.RemoveAll(dir) }, nil
+	return bin, nil
 }
-
-type buildError struct {
-	err error
-	out string
-}
-
-func (e *buildError) Error() string { return "go build: " + e.err.Error() + "\n" + e.out }
 
 // Process is a running healthbridge.
 type Process struct {
@@ -262,6 +247,28 @@ func WriteFile(t *testing.T, name, body string) string {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// Listen serves a loopback TCP listener until the end of the test, calling
+// handle in its own goroutine for each accepted connection, and returns its
+// address.
+func Listen(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return ln.Addr().String()
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.

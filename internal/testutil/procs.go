@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"healthbridge/internal/proc"
 )
 
 // AssertPidFileDead reads a pid from file and fails the test unless that
@@ -24,8 +26,7 @@ func AssertPidFileDead(t *testing.T, file string) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil || strings.Contains(string(st), ") Z ") {
+		if !proc.Running(pid) {
 			return
 		}
 		if time.Now().After(deadline) {

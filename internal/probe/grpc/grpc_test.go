@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -86,22 +87,10 @@ func TestGRPCHealth(t *testing.T) {
 // TestGRPCTimeoutBoundsDialAndCall: a listener that accepts and never
 // speaks HTTP/2 is a failure after the timeout, not a hang.
 func TestGRPCTimeoutBoundsDialAndCall(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
+	// Holds each connection open, silent, until the client gives up.
+	addr := testutil.Listen(t, func(c net.Conn) { defer c.Close(); _, _ = io.Copy(io.Discard, c) })
 	start := time.Now()
-	r := check(t, ln.Addr().String(), "", nil, 300*time.Millisecond)
+	r := check(t, addr, "", nil, 300*time.Millisecond)
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("took %v", took)
 	}

@@ -41,11 +41,10 @@ var errTooManyRedirects = errors.New("stopped after 10 redirects")
 
 // Prober sends one GET per Probe call.
 type Prober struct {
-	url     *url.URL
-	header  http.Header
-	host    string // Host header override
-	client  *http.Client
-	closeFn func()
+	url    *url.URL
+	header http.Header
+	host   string // Host header override
+	client *http.Client
 }
 
 // Options are the parts of an httpGet probe beyond its URL.
@@ -115,12 +114,8 @@ func NewURL(u *url.URL, opts Options) *Prober {
 	}
 	p := &Prober{url: u, header: h, host: host}
 	p.client = &http.Client{Transport: tr, CheckRedirect: p.checkRedirect}
-	p.closeFn = tr.CloseIdleConnections
 	return p
 }
-
-// URL returns the probed URL.
-func (p *Prober) URL() string { return p.url.String() }
 
 // checkRedirect follows same-host redirects only, as the kubelet's
 // followNonLocalRedirects=false: another host stops the chain and the 3xx

@@ -140,10 +140,12 @@ func RESTConfig(kubeconfig string) (*rest.Config, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	ns, explicit, _ := cc.Namespace()
-	if !explicit && ns == "default" {
-		if raw, err := cc.RawConfig(); err != nil || raw.Contexts[raw.CurrentContext] == nil || raw.Contexts[raw.CurrentContext].Namespace == "" {
-			ns = ""
+	// Only a namespace the kubeconfig's context sets: cc.Namespace() would
+	// answer "default" for none, and read the service-account file itself.
+	ns := ""
+	if raw, err := cc.RawConfig(); err == nil {
+		if ctx := raw.Contexts[raw.CurrentContext]; ctx != nil {
+			ns = ctx.Namespace
 		}
 	}
 	return rc, ns, nil

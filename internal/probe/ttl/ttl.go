@@ -8,7 +8,6 @@ package ttl
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -91,6 +90,3 @@ func (p *Prober) Probe(context.Context) probe.Result {
 	}
 	return probe.Result{Outcome: last.Outcome, Output: last.Output}
 }
-
-// String describes the prober, for logs.
-func (p *Prober) String() string { return fmt.Sprintf("ttl %s (%v)", p.name, p.ttl) }
