@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -90,10 +91,50 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitOK
 		}
 	}
-	if compat.IsExechealthz(args) {
+	if ex := compat.ExechealthzFlags(args); len(ex) > 0 {
+		if err := exechealthzMix(args, ex); err != nil {
+			fmt.Fprintln(stderr, "healthbridge:", err)
+			return exitUsage
+		}
 		return exechealthz(args, stderr)
 	}
 	return serve(args, stdout, stderr)
+}
+
+// nativeOnlyFlags are healthbridge's flags that have no meaning in the
+// exechealthz mode: a command line with both is ambiguous.
+var nativeOnlyFlags = []string{"config", "kubeconfig"}
+
+// exechealthzMix reports why args, which hold the exechealthz flags ex,
+// are not exechealthz's own command line: the mode needs -cmd (a stray
+// -port or -period alone is not exechealthz), and no native-only flag may
+// be mixed in. A mix must never silently drop a --config and serve an
+// always-healthy default command.
+func exechealthzMix(args, ex []string) error {
+	dashed := func(names []string) string {
+		var s []string
+		for _, n := range names {
+			s = append(s, "-"+n)
+		}
+		return strings.Join(s, ", ")
+	}
+	var native []string
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && slices.Contains(nativeOnlyFlags, name) && !slices.Contains(native, name) {
+			native = append(native, name)
+		}
+	}
+	if len(native) > 0 {
+		return fmt.Errorf("%s cannot be combined with exechealthz's flags (%s): use a config file alone, or exechealthz's command line (-cmd ...) alone", dashed(native), dashed(ex))
+	}
+	if !slices.Contains(ex, "cmd") {
+		return fmt.Errorf("%s: exechealthz flags, but no -cmd: the exechealthz mode needs -cmd (see --help)", dashed(ex))
+	}
+	return nil
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {

@@ -193,3 +193,38 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("%d %q", code, out)
 	}
 }
+
+// TestExechealthzFlagsNeverDropAConfig: an exechealthz flag beside --config,
+// or with a subcommand, or without -cmd, is a usage error naming the flag;
+// it never silently serves exechealthz's always-healthy default.
+func TestExechealthzFlagsNeverDropAConfig(t *testing.T) {
+	cfg := writeConfig(t, "listen: 127.0.0.1:0\nchecks: [{name: a, exec: {command: [\"false\"]}}]\n")
+	flags := map[string][]string{
+		"cmd": {"-cmd", "true"}, "url": {"-url", "/x"}, "period": {"-period", "1s"}, "latency": {"-latency", "5s"},
+		"port": {"-port", "0"}, "quiet": {"-quiet"}, "output": {"-output"},
+	}
+	for name, flag := range flags {
+		for _, dashes := range []string{"-", "--"} {
+			f := append([]string{dashes + name}, flag[1:]...)
+			cases := map[string][]string{
+				"after --config":         append([]string{"--config", cfg}, f...),
+				"before --config":        append(append([]string{}, f...), "--config", cfg),
+				"missing config":         append([]string{"--config", "/nonexistent/hb.yaml"}, f...),
+				"serve":                  append([]string{"serve", "--config", cfg}, f...),
+				"validate":               append([]string{"validate"}, append(f, cfg)...),
+				"check":                  append([]string{"check", "--config", cfg}, f...),
+				"probe tcp":              append([]string{"probe", "tcp", "127.0.0.1:1"}, f...),
+				"with -cmd and --config": append([]string{"-cmd", "true", "--config", cfg}, f...),
+			}
+			if name != "cmd" {
+				cases["alone without -cmd"] = f
+			}
+			for what, args := range cases {
+				code, stdout, stderr := runBinary(t, args...)
+				if code != 2 || !strings.Contains(stderr, "-"+name) || strings.Contains(stdout+stderr, "serving") {
+					t.Errorf("%s %s: %q: exit %d, stdout %q, stderr %q", dashes+name, what, args, code, stdout, stderr)
+				}
+			}
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,24 +34,30 @@ const (
 
 var exechealthzFlags = map[string]bool{"cmd": true, "url": true, "period": true, "latency": true, "port": true, "quiet": true, "output": true}
 
-// IsExechealthz reports whether args look like an exechealthz command line:
-// any flag of exechealthz's own (-cmd, -url, -period, -latency, -port,
-// -quiet, -output).
-func IsExechealthz(args []string) bool {
+// ExechealthzFlags returns the names (without dashes) of exechealthz's own
+// flags (-cmd, -url, -period, -latency, -port, -quiet, -output) given in
+// args before any "--", in order and without repeats.
+//
+// The exechealthz mode is chosen only for exechealthz's own command line:
+// the caller requires -cmd among them and refuses any mix with native flags,
+// so a stray -port beside --config is a usage error, never a silent switch
+// to an always-healthy "echo healthz".
+func ExechealthzFlags(args []string) []string {
+	var names []string
 	for _, a := range args {
 		if a == "--" {
-			return false
+			break
 		}
 		if !strings.HasPrefix(a, "-") {
 			continue
 		}
 		name := strings.TrimLeft(a, "-")
 		name, _, _ = strings.Cut(name, "=")
-		if exechealthzFlags[name] {
-			return true
+		if exechealthzFlags[name] && !slices.Contains(names, name) {
+			names = append(names, name)
 		}
 	}
-	return false
+	return names
 }
 
 // Exechealthz is a parsed exechealthz command line.

@@ -55,13 +55,13 @@ func TestExechealthzAnswers(t *testing.T) {
 	}
 }
 
-func TestIsExechealthz(t *testing.T) {
-	for args, want := range map[string]bool{
-		"-cmd x": true, "--cmd=x": true, "-port 8080": true, "-quiet": true,
-		"--config f": false, "serve --config f": false, "-- -cmd": false,
+func TestExechealthzFlags(t *testing.T) {
+	for args, want := range map[string]string{
+		"-cmd x": "cmd", "--cmd=x": "cmd", "-port 8080 -period=1s -port 9": "port period", "-quiet": "quiet",
+		"--config f": "", "serve --config f": "", "-- -cmd": "", "--config f -output": "output",
 	} {
-		if got := IsExechealthz(strings.Fields(args)); got != want {
-			t.Errorf("%q: %v, want %v", args, got, want)
+		if got := strings.Join(ExechealthzFlags(strings.Fields(args)), " "); got != want {
+			t.Errorf("%q: %q, want %q", args, got, want)
 		}
 	}
 }
