@@ -33,11 +33,13 @@ func bin(t *testing.T) string { t.Helper(); return testutil.Binary(t, "..") }
 
 // echo is a TCP service without any health endpoint of its own: it answers
 // each line with "<name>:<line>". It can be stopped and started again on the
-// same port, and counts the connections it accepted.
+// same port, and counts the client connections it served: those that sent
+// at least one line (healthbridge's own tcpSocket probe connects and closes
+// without a word, and is not client traffic).
 type echo struct {
 	name     string
 	port     int
-	accepted atomic.Int64
+	served   atomic.Int64
 	mu       sync.Mutex
 	ln       net.Listener
 }
@@ -69,12 +71,14 @@ func (e *echo) start(t *testing.T) {
 			if err != nil {
 				return
 			}
-			e.accepted.Add(1)
 			go func() {
 				defer c.Close()
 				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 				sc := bufio.NewScanner(c)
-				for sc.Scan() {
+				for first := true; sc.Scan(); first = false {
+					if first {
+						e.served.Add(1)
+					}
 					fmt.Fprintf(c, "%s:%s\n", e.name, sc.Text())
 				}
 			}()
@@ -303,6 +307,19 @@ func TestHAProxyDefaultHTTPCheck(t *testing.T) {
 	cycle(t, h, backend)
 }
 
+// TestHAProxyOptionsStarCheck: the classic check from HAProxy's own
+// documentation, "option httpchk OPTIONS * HTTP/1.1\r\nHost:\ www".
+// net/http answers OPTIONS * with 200 by itself; healthbridge must answer
+// it with the verdict, so the server goes DOWN when its backend stops.
+func TestHAProxyOptionsStarCheck(t *testing.T) {
+	backend := newEcho(t, "s1")
+	hb := testutil.Start(t, bin(t), "--config", hbConfig(t, backend.port, ""))
+	h := startHAProxy(t, fmt.Sprintf(`    option httpchk OPTIONS * HTTP/1.1\r\nHost:\ www
+    default-server inter %dms fall %d rise %d
+    server s1 127.0.0.1:%d check port %d`, hpInter.Milliseconds(), hpFall, hpRise, backend.port, hbPort(t, hb)))
+	cycle(t, h, backend)
+}
+
 // TestHAProxyAgentCheckAndDrain: agent-check beside a plain TCP check of
 // healthbridge's port. On SIGTERM the agent says "drain": HAProxy shows
 // DRAIN and no new connection reaches s1 while healthbridge is still
@@ -323,7 +340,7 @@ func TestHAProxyAgentCheckAndDrain(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		roundTrip(t, h.frontend)
 	}
-	if backend.accepted.Load() == 0 {
+	if backend.served.Load() == 0 {
 		t.Fatal("s1 took no connections before the drain")
 	}
 
@@ -333,14 +350,14 @@ func TestHAProxyAgentCheckAndDrain(t *testing.T) {
 	}
 	d := h.waitStatus(t, "s1", "DRAIN", hpInter+slack)
 	testutil.Report(t, "SIGTERM -> HAProxy DRAIN after %v (bound %v)", d.Round(time.Millisecond), hpInter+slack)
-	before := backend.accepted.Load()
+	before := backend.served.Load()
 	for i := 0; i < 20; i++ {
 		if got := roundTrip(t, h.frontend); !strings.HasPrefix(got, "s2:") {
 			t.Fatalf("a new connection reached the draining server: %q", got)
 		}
 	}
-	if n := backend.accepted.Load() - before; n != 0 {
-		t.Fatalf("s1 accepted %d new connections while draining", n)
+	if n := backend.served.Load() - before; n != 0 {
+		t.Fatalf("s1 served %d new connections while draining", n)
 	}
 	if time.Since(sent) > 6*time.Second {
 		t.Fatal("the drain checks outlasted the shutdown delay; the test proves nothing")

@@ -28,15 +28,8 @@ import (
 // Version is healthbridge's version, sent in the HTTP probe's User-Agent.
 var Version = "0.1.0"
 
-// Server timeouts: a slow client cannot hold the server.
-const (
-	readHeaderTimeout = 5 * time.Second
-	readTimeout       = 10 * time.Second
-	writeTimeout      = 10 * time.Second
-	idleTimeout       = 60 * time.Second
-	// shutdownTimeout bounds http.Server.Shutdown after the shutdown delay.
-	shutdownTimeout = 2 * time.Second
-)
+// shutdownTimeout bounds http.Server.Shutdown after the shutdown delay.
+const shutdownTimeout = 2 * time.Second
 
 // Options adjust a Sidecar beyond its config.
 type Options struct {
@@ -160,7 +153,7 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		sched:   scheduler.New(store, checks, log),
 		ln:      ln,
 		reap:    opts.Reap,
-		srv:     newHTTPServer(server.New(store, sopts), log),
+		srv:     server.NewHTTPServer(server.New(store, sopts), log),
 	}
 	if board != nil {
 		aln, err := net.Listen("tcp", cfg.AdminListen)
@@ -169,7 +162,7 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 			return nil, fmt.Errorf("adminListen: %w", err)
 		}
 		sc.adminLn = aln
-		sc.adminSrv = newHTTPServer(server.NewAdmin(board, func(name string) { sc.sched.RunNow(name) }), log)
+		sc.adminSrv = server.NewHTTPServer(server.NewAdmin(board, func(name string) { sc.sched.RunNow(name) }), log)
 	}
 	if a := cfg.Agent; a != nil {
 		agln, err := net.Listen("tcp", a.Listen)
@@ -181,17 +174,6 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		sc.agent = server.NewAgent(store, state.ScopeForRole(a.Role), cfg.ExposeOutput, a.WarnWeightPercent)
 	}
 	return sc, nil
-}
-
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
 }
 
 // Run serves and probes until ctx is done (the signal), then shuts down

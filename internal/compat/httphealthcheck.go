@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"healthbridge/internal/config"
+	"healthbridge/internal/server"
 	"healthbridge/internal/state"
 )
 
@@ -114,7 +115,7 @@ func ServeOverride(ctx context.Context, listen string, healthy bool, log *slog.L
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+HTTPHealthcheckPath, func(w http.ResponseWriter, r *http.Request) { writeHealth(w, healthy) })
-	srv := &http.Server{Handler: exactPaths(mux), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+	srv := server.NewHTTPServer(exactPaths(mux), log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "state_override", healthy)

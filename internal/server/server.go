@@ -18,9 +18,11 @@
 package server
 
 import (
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -43,6 +45,33 @@ type Options struct {
 	// ExtraOnly serves the Extra paths and nothing else (404): seed 001's
 	// drop-in mode answers /health only.
 	ExtraOnly bool
+}
+
+// Server timeouts: a slow client cannot hold a server.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 10 * time.Second
+	idleTimeout       = 60 * time.Second
+)
+
+// NewHTTPServer returns the http.Server every healthbridge listener uses:
+// bounded header, read, write and idle times, errors logged at warn, and
+// Go's built-in "OPTIONS *" answer turned off. net/http answers
+// "OPTIONS * HTTP/1.1" itself with 200 unless DisableGeneralOptionsHandler
+// is set, and that is HAProxy's classic health check (option httpchk
+// OPTIONS *): it must reach h and get the verdict, never a blanket 200.
+// The caller serves and shuts it down.
+func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:                      h,
+		DisableGeneralOptionsHandler: true,
+		ReadHeaderTimeout:            readHeaderTimeout,
+		ReadTimeout:                  readTimeout,
+		WriteTimeout:                 writeTimeout,
+		IdleTimeout:                  idleTimeout,
+		ErrorLog:                     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
 
 // Handler serves a store's snapshots. It is safe for concurrent use.
@@ -81,6 +110,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path := r.URL.Path
+	if path == "*" {
+		// "OPTIONS * HTTP/1.1" (HAProxy's classic httpchk) asks about the
+		// server as a whole: the same verdict as "/", every check.
+		path = "/"
+	}
 	if x, ok := h.opts.Extra[path]; ok {
 		x.ServeHTTP(w, r)
 		return

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -234,15 +235,17 @@ healthbridge_check_up{check="web",kind="httpGet"} 1
 // OPTIONS / HTTP/1.0 with no Host header, over a real connection.
 func TestHAProxyDefaultCheck(t *testing.T) {
 	s := newStore()
-	srv := httptest.NewServer(New(s, Options{}))
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = NewHTTPServer(New(s, Options{}), slog.New(slog.DiscardHandler))
+	srv.Start()
 	t.Cleanup(srv.Close)
-	send := func(reqLine string) string {
+	send := func(reqLine string, headers ...string) string {
 		c, err := net.Dial("tcp", srv.Listener.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		_, _ = io.WriteString(c, reqLine+"\r\n\r\n")
+		_, _ = io.WriteString(c, reqLine+"\r\n"+strings.Join(append(headers, ""), "\r\n")+"\r\n")
 		line, err := bufio.NewReader(c).ReadString('\n')
 		if err != nil {
 			t.Fatal(err)
@@ -252,6 +255,17 @@ func TestHAProxyDefaultCheck(t *testing.T) {
 	if got := send("OPTIONS / HTTP/1.0"); got != "HTTP/1.0 503 Service Unavailable" {
 		t.Fatalf("starting: %q", got)
 	}
+	// HAProxy's classic "option httpchk OPTIONS * HTTP/1.1\r\nHost:\ www":
+	// net/http would answer it 200 by itself.
+	if got := send("OPTIONS * HTTP/1.1", "Host: www"); got != "HTTP/1.1 503 Service Unavailable" {
+		t.Fatalf("starting, OPTIONS *: %q", got)
+	}
+	for _, n := range []string{"web", "db"} {
+		record(s, n, probe.OutcomeSuccess, "")
+	}
+	if got := send("OPTIONS * HTTP/1.1", "Host: www"); got != "HTTP/1.1 503 Service Unavailable" {
+		t.Fatalf("one check still starting, OPTIONS *: %q", got)
+	}
 	for _, n := range []string{"web", "db", "boot"} {
 		record(s, n, probe.OutcomeSuccess, "")
 	}
@@ -260,5 +274,16 @@ func TestHAProxyDefaultCheck(t *testing.T) {
 	}
 	if got := send("OPTIONS /readyz HTTP/1.0"); got != "HTTP/1.0 200 OK" {
 		t.Fatalf("healthy /readyz: %q", got)
+	}
+	if got := send("OPTIONS * HTTP/1.1", "Host: www"); got != "HTTP/1.1 200 OK" {
+		t.Fatalf("healthy, OPTIONS *: %q", got)
+	}
+	record(s, "db", probe.OutcomeFailure, "down")
+	record(s, "db", probe.OutcomeFailure, "down")
+	record(s, "db", probe.OutcomeFailure, "down")
+	for _, req := range []string{"OPTIONS * HTTP/1.1", "GET * HTTP/1.1", "HEAD * HTTP/1.1"} {
+		if got := send(req, "Host: www"); got != "HTTP/1.1 503 Service Unavailable" {
+			t.Fatalf("unhealthy, %s: %q", req, got)
+		}
 	}
 }
