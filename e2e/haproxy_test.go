@@ -37,11 +37,11 @@ func bin(t *testing.T) string { t.Helper(); return testutil.Binary(t, "..") }
 // at least one line (healthbridge's own tcpSocket probe connects and closes
 // without a word, and is not client traffic).
 type echo struct {
-	name     string
-	port     int
-	served   atomic.Int64
-	mu       sync.Mutex
-	ln       net.Listener
+	name   string
+	port   int
+	served atomic.Int64
+	mu     sync.Mutex
+	ln     net.Listener
 }
 
 func newEcho(t *testing.T, name string) *echo {
