@@ -3,6 +3,7 @@ module healthbridge
 go 1.26.8
 
 require (
+	github.com/hanwen/go-fuse/v2 v2.12.1
 	github.com/prometheus/client_golang v1.23.2
 	golang.org/x/sys v0.48.0
 	google.golang.org/grpc v1.85.0

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"time"
@@ -113,6 +114,7 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 			Name: c.Name, Kind: kind, Prober: p,
 			InitialDelay: c.InitialDelay(), Period: c.Period(), Timeout: c.Timeout(),
 			StartInterval: c.StartInterval(), Startup: c.HasRole(config.RoleStartup),
+			Phase: time.Duration(rand.Int64N(int64(c.Period()))),
 		})
 		infos = append(infos, state.Info{
 			Name: c.Name, Kind: kind, Roles: c.Roles,

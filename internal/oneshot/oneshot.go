@@ -190,14 +190,10 @@ func Probe(args []string, stdout, stderr io.Writer) int {
 	return report(stdout, stderr, what, r, *verbose)
 }
 
+// runOne runs p once, bounded by timeout plus probe.AbandonGrace even when
+// the probe cannot be stopped (then it is left behind: the process exits).
 func runOne(p probe.Prober, timeout time.Duration) probe.Result {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	start := time.Now()
-	r := p.Probe(ctx)
-	if r.Start.IsZero() {
-		r.Start, r.End = start, time.Now()
-	}
+	r, _ := probe.Run(context.Background(), p, timeout)
 	return r
 }
 

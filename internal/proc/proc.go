@@ -31,10 +31,15 @@ import (
 
 var (
 	// mu guards tracked. Start holds it across fork and registration, and
-	// the reaper holds it while it picks zombies to reap, so a tracked child
-	// can never be reaped by the reaper before it is registered.
-	mu      sync.Mutex
-	tracked = map[int]struct{}{}
+	// the reaper holds it while it checks a zombie against tracked and
+	// reaps it, so a tracked child can never be reaped by the reaper before
+	// it is registered. The scan of /proc for zombies happens before, without
+	// the lock: a start never waits behind a scan of every process.
+	mu sync.Mutex
+	// tracked maps the pid of each started, not yet waited-for command to
+	// its Cmd, so that Wait forgets its own entry only, never that of a
+	// later command that was given the same pid.
+	tracked = map[int]*exec.Cmd{}
 )
 
 // Start starts cmd (as cmd.Start) and records its pid so that Reap leaves
@@ -46,7 +51,7 @@ func Start(cmd *exec.Cmd) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	tracked[cmd.Process.Pid] = struct{}{}
+	tracked[cmd.Process.Pid] = cmd
 	return nil
 }
 
@@ -54,7 +59,9 @@ func Start(cmd *exec.Cmd) error {
 func Wait(cmd *exec.Cmd) error {
 	err := cmd.Wait()
 	mu.Lock()
-	delete(tracked, cmd.Process.Pid)
+	if tracked[cmd.Process.Pid] == cmd {
+		delete(tracked, cmd.Process.Pid)
+	}
 	mu.Unlock()
 	return err
 }
@@ -111,12 +118,20 @@ func Reap(ctx context.Context, log *slog.Logger) {
 
 // Sweep reaps every zombie child of this process that Start did not start,
 // and returns how many it reaped.
+//
+// The scan of /proc runs without the lock. A zombie it finds is checked
+// against the tracked set under the lock: a command being started holds
+// the lock until its pid is recorded, so a zombie that is a started
+// command is always seen as tracked, and is left to Wait.
 func Sweep() int {
+	zombies := zombieChildren(os.Getpid())
+	if len(zombies) == 0 {
+		return 0
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	self := os.Getpid()
 	n := 0
-	for _, pid := range zombieChildren(self) {
+	for _, pid := range zombies {
 		if _, mine := tracked[pid]; mine {
 			continue
 		}

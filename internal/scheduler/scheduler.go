@@ -12,7 +12,6 @@ package scheduler
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -39,6 +38,12 @@ type Check struct {
 	StartInterval time.Duration
 	// Timeout bounds each run. Must be > 0.
 	Timeout time.Duration
+	// Phase, in [0, Period), shortens the wait before the second run, once:
+	// a stable offset that spreads checks started at the same instant with
+	// the same period over that period instead of running them in lock
+	// step (as the kubelet jitters its probe workers). The first run is
+	// never delayed by it. Zero: no offset.
+	Phase time.Duration
 	// Startup marks a startup check: it gates the non-startup checks and
 	// stops once healthy.
 	Startup bool
@@ -149,6 +154,8 @@ func (s *Scheduler) loop(ctx context.Context, c *Check, start time.Time) {
 	// the container's start, not from the end of the startup gate.
 	timer := time.NewTimer(max(0, time.Until(start.Add(c.InitialDelay))))
 	defer timer.Stop()
+	var w worker
+	first := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -157,7 +164,7 @@ func (s *Scheduler) loop(ctx context.Context, c *Check, start time.Time) {
 		case <-s.runNow[c.Name]:
 			timer.Stop()
 		}
-		r := s.runOnce(ctx, c)
+		r := s.runOnce(ctx, c, &w)
 		if ctx.Err() != nil {
 			return // stopped mid-run: the result says nothing about the target
 		}
@@ -171,6 +178,12 @@ func (s *Scheduler) loop(ctx context.Context, c *Check, start time.Time) {
 		next := c.Period
 		if c.StartInterval > 0 && tr.To == state.StatusStarting && s.inStartPeriod(c.Name, tr.State, now) {
 			next = c.StartInterval
+		}
+		if first {
+			// Checks started together with equal periods would otherwise run
+			// in lock step forever; the first result is never delayed.
+			next -= min(c.Phase, next-1)
+			first = false
 		}
 		timer.Reset(next)
 	}
@@ -190,24 +203,33 @@ func (s *Scheduler) startupHealthy() {
 	}
 }
 
-// runOnce runs the probe once under its timeout, turning a panic into an
-// Unknown result, and fills in Start and End.
-func (s *Scheduler) runOnce(ctx context.Context, c *Check) (r probe.Result) {
-	start := time.Now()
-	rctx, cancel := context.WithTimeout(ctx, c.Timeout)
-	defer cancel()
-	defer func() {
-		if p := recover(); p != nil {
-			r = probe.Unknown(fmt.Errorf("probe panicked: %v", p))
+// runOnce runs the probe once under its timeout (probe.Run: a panic is an
+// Unknown result, a run that cannot be stopped is abandoned at its timeout
+// plus probe.AbandonGrace). While an abandoned run of the check has not
+// returned, no new run starts: each period records probe.StillRunning
+// instead, and probing resumes normally once it ends.
+func (s *Scheduler) runOnce(ctx context.Context, c *Check, w *worker) probe.Result {
+	if w.stuck != nil {
+		select {
+		case <-w.stuck: // it finally ended; its result is stale
+			w.stuck = nil
+		default:
+			return probe.StillRunning(w.stuckSince, time.Now())
 		}
-		if r.Start.IsZero() {
-			r.Start = start
-		}
-		if r.End.IsZero() {
-			r.End = time.Now()
-		}
-	}()
-	return c.Prober.Probe(rctx)
+	}
+	r, stuck := probe.Run(ctx, c.Prober, c.Timeout)
+	if stuck != nil {
+		w.stuck, w.stuckSince = stuck, r.Start
+	}
+	return r
+}
+
+// worker is one check's loop state, owned by its goroutine.
+type worker struct {
+	// stuck, when not nil, delivers the result of an abandoned run that
+	// has not returned yet; stuckSince is when that run started.
+	stuck      <-chan probe.Result
+	stuckSince time.Time
 }
 
 func (s *Scheduler) logRun(log *slog.Logger, r probe.Result, tr state.Transition) {

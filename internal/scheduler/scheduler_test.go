@@ -289,3 +289,100 @@ func outcomesOf(s string) []probe.Outcome {
 	}
 	return out
 }
+
+// unkillable ignores its context, as a process in uninterruptible I/O on a
+// hung mount ignores SIGKILL: it returns only when released.
+type unkillable struct {
+	release chan struct{}
+	calls   atomic.Int32
+}
+
+func (u *unkillable) Probe(context.Context) probe.Result {
+	if u.calls.Add(1) == 1 {
+		<-u.release
+		return probe.Failure("finally returned")
+	}
+	return probe.Success("ok")
+}
+
+func TestStuckRunIsAbandonedAndNeverDoubled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		u := &unkillable{release: make(chan struct{})}
+		store := newStore(map[string]state.Policy{"c": {FailureThreshold: 1}}, "c")
+		s := New(store, []Check{{Name: "c", Prober: u, Period: 3 * time.Second, Timeout: time.Second}}, nil)
+		s.Start(t.Context())
+		defer s.Stop()
+
+		// At the timeout plus the grace: a failure in Docker's words.
+		time.Sleep(time.Second + probe.AbandonGrace + time.Millisecond)
+		c, _ := store.Snapshot().Get("c")
+		last, _ := c.State.Last()
+		if c.State.Status != state.StatusUnhealthy || c.State.Runs != 1 ||
+			!strings.HasPrefix(last.Output, "Health check exceeded timeout (1s): the probe did not stop when cancelled") {
+			t.Fatalf("at the timeout: %v, %d runs, last %q", c.State.Status, c.State.Runs, last.Output)
+		}
+		// Each further period: a failure saying so, and no second instance.
+		time.Sleep(2 * 3 * time.Second)
+		c, _ = store.Snapshot().Get("c")
+		last, _ = c.State.Last()
+		if c.State.Runs != 3 || u.calls.Load() != 1 || !strings.HasPrefix(last.Output, "the previous run, started 8s ago, is still terminating") {
+			t.Fatalf("while stuck: %d runs, %d calls, last %q", c.State.Runs, u.calls.Load(), last.Output)
+		}
+		// Once it ends, normal probing resumes at the next period.
+		close(u.release)
+		time.Sleep(3 * time.Second)
+		c, _ = store.Snapshot().Get("c")
+		last, _ = c.State.Last()
+		if u.calls.Load() != 2 || last.Outcome != probe.OutcomeSuccess || c.State.Status != state.StatusHealthy {
+			t.Fatalf("after it ended: %d calls, last %+v, %v (at %v)", u.calls.Load(), last, c.State.Status, time.Since(start))
+		}
+	})
+}
+
+// lateStarter cannot even start before its deadline (an exec under load
+// waiting for a fork) and reports that it could not run.
+type lateStarter struct{}
+
+func (lateStarter) Probe(ctx context.Context) probe.Result {
+	<-ctx.Done()
+	return probe.Unknown(ctx.Err())
+}
+
+func TestDeadlineIsAFailureNeverUnknown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newStore(map[string]state.Policy{"c": {FailureThreshold: 1}}, "c")
+		s := New(store, []Check{{Name: "c", Prober: lateStarter{}, Period: 10 * time.Second, Timeout: time.Second}}, nil)
+		s.Start(t.Context())
+		time.Sleep(1500 * time.Millisecond)
+		s.Stop()
+		c, _ := store.Snapshot().Get("c")
+		last, _ := c.State.Last()
+		if last.Outcome != probe.OutcomeFailure || last.Output != "Health check exceeded timeout (1s): context deadline exceeded" {
+			t.Fatalf("last %+v", last)
+		}
+	})
+}
+
+func TestPhaseSpreadsLockStepChecks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		a := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}}
+		b := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}}
+		store := newStore(nil, "a", "b")
+		s := New(store, []Check{
+			{Name: "a", Prober: a, Period: 10 * time.Second, Timeout: time.Second},
+			{Name: "b", Prober: b, Period: 10 * time.Second, Timeout: time.Second, Phase: 4 * time.Second},
+		}, nil)
+		s.Start(t.Context())
+		time.Sleep(25 * time.Second)
+		s.Stop()
+		if got, want := a.startOffsets(start), []time.Duration{0, 10 * time.Second, 20 * time.Second}; !equalDurations(got, want) {
+			t.Fatalf("a ran at %v, want %v", got, want)
+		}
+		// The first result is not delayed; then b keeps its 4s lead.
+		if got, want := b.startOffsets(start), []time.Duration{0, 6 * time.Second, 16 * time.Second}; !equalDurations(got, want) {
+			t.Fatalf("b ran at %v, want %v", got, want)
+		}
+	})
+}
