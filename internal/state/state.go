@@ -112,8 +112,8 @@ func (c CheckState) InStartPeriod(now time.Time, p Policy) bool {
 //     SuccessThreshold in a row the check is healthy;
 //   - a failing result (failure, unknown) ends any passing streak; after
 //     FailureThreshold in a row it is unhealthy;
-//   - while the check is starting and within the start period, failing
-//     results are recorded but not counted (Docker);
+//   - while the check is starting, failing results of runs that started
+//     within the start period are recorded but not counted (Docker);
 //   - a "starting" result (Docker's exit code 2) is not counted while the
 //     check is starting, and is a failure afterwards (seed 003).
 func Next(prev CheckState, r probe.Result, now time.Time, p Policy) CheckState {
@@ -147,7 +147,14 @@ func Next(prev CheckState, r probe.Result, now time.Time, p Policy) CheckState {
 		return next
 	}
 	next.SuccessStreak = 0
-	if prev.Status == StatusStarting && prev.InStartPeriod(now, p) {
+	// Docker judges the start period by when the run started (moby's
+	// handleProbeResult: result.Start), not when it ended: a run that began
+	// inside the start period is not counted even if it ends after it.
+	at := r.Start
+	if at.IsZero() {
+		at = now
+	}
+	if prev.Status == StatusStarting && prev.InStartPeriod(at, p) {
 		return next // Docker: failures during the start period do not count
 	}
 	next.FailureStreak++

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +101,26 @@ func TestNextStartPeriod(t *testing.T) {
 	st = Next(st, probe.Result{Outcome: probe.OutcomeFailure}, t0.Add(3*time.Second), p)
 	if st.Status != StatusUnhealthy {
 		t.Fatalf("failures after healthy inside the start period: %v, want unhealthy", st.Status)
+	}
+}
+
+// TestNextStartPeriodByRunStart is the case: runs of ~1.15s, a 3s
+// start period, retries 2. Docker (moby handleProbeResult) judges a run by
+// its start: the run that started at 2.2s and ended at 3.35s is not counted.
+func TestNextStartPeriodByRunStart(t *testing.T) {
+	p := Policy{FailureThreshold: 2, StartPeriod: 3 * time.Second}
+	st := Initial(t0)
+	run := 1150 * time.Millisecond
+	var at []Status
+	for i := range 5 {
+		start := t0.Add(time.Duration(i) * 1100 * time.Millisecond)
+		end := start.Add(run)
+		st = Next(st, probe.Result{Outcome: probe.OutcomeFailure, Start: start, End: end}, end, p)
+		at = append(at, st.Status)
+	}
+	// Runs start at 0, 1.1, 2.2 (all inside), 3.3 and 4.4 (counted).
+	if want := statuses("ssssu"); !slices.Equal(at, want) {
+		t.Fatalf("statuses %v, want %v", at, want)
 	}
 }
 

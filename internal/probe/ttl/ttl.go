@@ -33,9 +33,6 @@ func NewBoard(names []string) *Board {
 	return b
 }
 
-// Accepts reports whether name is a ttl check on this board.
-func (b *Board) Accepts(name string) bool { return b.names[name] }
-
 // Report records a report for the named check; outcome must be success,
 // warning or failure. Output is cut at probe.MaxOutput bytes. It returns
 // false for a name that is not a ttl check.
@@ -79,13 +76,19 @@ func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
 }
 
 // Probe returns the last report's outcome and output while it is younger
-// than the TTL; otherwise a failure "TTL expired".
+// than the TTL; otherwise a failure "TTL expired", which keeps the last
+// report's output as Consul does: "TTL expired (last output before timeout
+// follows): <output>".
 func (p *Prober) Probe(context.Context) probe.Result {
 	last, ok := p.src.LastPush(p.name)
 	if !ok {
 		return probe.Failure("TTL expired: no report yet (ttl %v)", p.ttl)
 	}
 	if age := time.Since(last.At); age > p.ttl {
+		if last.Output != "" {
+			// Consul's words: the last output is kept, not lost.
+			return probe.Failure("TTL expired (last output before timeout follows): %s", last.Output)
+		}
 		return probe.Failure("TTL expired: last report %v ago (ttl %v)", age.Round(time.Millisecond), p.ttl)
 	}
 	return probe.Result{Outcome: last.Outcome, Output: last.Output}

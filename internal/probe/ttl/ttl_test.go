@@ -1,6 +1,7 @@
 package ttl
 
 import (
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -48,8 +49,14 @@ func TestExpiryAndRecovery(t *testing.T) {
 			t.Fatalf("at the TTL: %v", st)
 		}
 		time.Sleep(time.Second) // the next run sees it expired
-		if st, out := status(); st != state.StatusUnhealthy || out != "TTL expired: last report 11s ago (ttl 10s)" {
+		// The last output is kept, in Consul's words.
+		if st, out := status(); st != state.StatusUnhealthy || out != "TTL expired (last output before timeout follows): fine" {
 			t.Fatalf("after expiry: %v %q", st, out)
+		}
+		board.Report("beat", probe.OutcomeSuccess, "")
+		time.Sleep(11 * time.Second)
+		if st, out := status(); st != state.StatusUnhealthy || !strings.HasPrefix(out, "TTL expired: last report 10.") || !strings.HasSuffix(out, "s ago (ttl 10s)") {
+			t.Fatalf("after expiry of a report without output: %v %q", st, out)
 		}
 		board.Report("beat", probe.OutcomeWarning, "slow")
 		s.RunNow("beat")
