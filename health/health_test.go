@@ -80,7 +80,11 @@ func TestInspectEdgeCases(t *testing.T) {
 		{"half-written error", p(self + "\n"), p("0"), InspectOptions{}, false, "error file holds \"0\" without a final newline"},
 		{"error code", p(self + "\n"), p("3\n"), InspectOptions{}, false, "unhealthy: error code 3"},
 		{"fresh heartbeat", p(self + "\n"), p("0\n"), InspectOptions{MaxAge: time.Minute}, true, ", error 0"},
-		{"stale heartbeat", p(self + "\n"), p("0\n"), InspectOptions{MaxAge: time.Minute, Now: time.Now().Add(2 * time.Minute)}, false, "stale: state last written 2m0s ago"},
+		// Now is set to the error file's mtime plus two minutes once it is
+		// written (see below), so the rounded age is exact.
+		{"stale heartbeat", p(self + "\n"), p("0\n"), InspectOptions{MaxAge: time.Minute, Now: staleMarker}, false, "stale: state last written 2m0s ago"},
+		{"future mtime counts as written now", p(self + "\n"), p("0\n"), InspectOptions{MaxAge: time.Minute, Now: futureMarker}, true, ", error 0"},
+		{"pid file written before its process started: pid reused", p("YOUNG\n"), p("0\n"), InspectOptions{}, false, "it is not the writer (pid reused)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,10 +97,35 @@ func TestInspectEdgeCases(t *testing.T) {
 				if strings.Contains(c, "ZOMBIE") {
 					c = strings.ReplaceAll(c, "ZOMBIE", strconv.Itoa(zombiePid(t)))
 				}
+				young := strings.Contains(c, "YOUNG")
+				if young {
+					c = strings.ReplaceAll(c, "YOUNG", strconv.Itoa(livePid(t)))
+				}
 				write(t, dir, PidFile, c)
+				if young { // as if written an hour before that process started
+					hourAgo := time.Now().Add(-time.Hour)
+					if err := os.Chtimes(filepath.Join(dir, PidFile), hourAgo, hourAgo); err != nil {
+						t.Fatal(err)
+					}
+				}
 			}
 			if tt.errFile != nil {
 				write(t, dir, ErrorFile, *tt.errFile)
+				errPath := filepath.Join(dir, ErrorFile)
+				switch tt.opts.Now {
+				case staleMarker:
+					fi, err := os.Stat(errPath)
+					if err != nil {
+						t.Fatal(err)
+					}
+					tt.opts.Now = fi.ModTime().Add(2 * time.Minute)
+				case futureMarker:
+					future := time.Now().AddDate(70, 0, 0)
+					if err := os.Chtimes(errPath, future, future); err != nil {
+						t.Fatal(err)
+					}
+					tt.opts.Now = time.Time{}
+				}
 			}
 			v, err := Inspect(dir, tt.opts)
 			if err != nil {
@@ -110,6 +139,59 @@ func TestInspectEdgeCases(t *testing.T) {
 }
 
 func p(s string) *string { return &s }
+
+// Markers in InspectOptions.Now that the table test replaces once the
+// files are written.
+var (
+	staleMarker  = time.Unix(1, 0)
+	futureMarker = time.Unix(2, 0)
+)
+
+// livePid starts a process that lives until the end of the test.
+func livePid(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd.Process.Pid
+}
+
+// TestFutureMtimeIsFreshOnce: an error file with an mtime 70 years ahead,
+// never written again, is fresh when first seen and then ages on the
+// monotonic clock like any other: stale after maxAge.
+func TestFutureMtimeIsFreshOnce(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, PidFile, strconv.Itoa(os.Getpid())+"\n")
+	write(t, dir, ErrorFile, "0\n")
+	future := time.Now().AddDate(70, 0, 0)
+	if err := os.Chtimes(filepath.Join(dir, ErrorFile), future, future); err != nil {
+		t.Fatal(err)
+	}
+	var seen MtimeTracker
+	t0 := time.Now()
+	opts := InspectOptions{MaxAge: 3 * time.Second, FirstSeen: seen.FirstSeen, Now: t0}
+	if v, err := Inspect(dir, opts); err != nil || !v.Healthy {
+		t.Fatalf("first look: %+v %v", v, err)
+	}
+	opts.Now = t0.Add(2 * time.Second)
+	if v, err := Inspect(dir, opts); err != nil || !v.Healthy {
+		t.Fatalf("2s later: %+v %v", v, err)
+	}
+	opts.Now = t0.Add(11 * time.Second)
+	if v, err := Inspect(dir, opts); err != nil || v.Healthy || !strings.Contains(v.Reason, "stale: state last written 11s ago") {
+		t.Fatalf("11s later: %+v %v", v, err)
+	}
+	// A new write (a new future mtime) is fresh again, once.
+	future = future.Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, ErrorFile), future, future); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := Inspect(dir, opts); err != nil || !v.Healthy {
+		t.Fatalf("after a new write: %+v %v", v, err)
+	}
+}
 
 func TestInspectMissingDirectory(t *testing.T) {
 	v, err := Inspect(filepath.Join(t.TempDir(), "nope"), InspectOptions{})

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"healthbridge/internal/proc"
@@ -25,6 +26,33 @@ type InspectOptions struct {
 	Now time.Time
 	// ProcRoot is where /proc is; empty means "/proc".
 	ProcRoot string
+	// FirstSeen, when not nil, is called with the error file's mtime when
+	// that mtime lies in the future, and returns when the reader first saw
+	// that mtime (see MtimeTracker): a future mtime (a clock skewed ahead,
+	// a file touched 70 years ahead) then counts as "written" once, at
+	// that moment, and ages from there. Nil: a future mtime counts as
+	// written now, which is right for a reader that looks once.
+	FirstSeen func(mtime, now time.Time) time.Time
+}
+
+// MtimeTracker remembers when a reader first saw an mtime, so that a state
+// file with an mtime in the future is fresh at most once and then ages on
+// the monotonic clock. Its FirstSeen method is InspectOptions.FirstSeen.
+// It is safe for concurrent use; the zero value is ready.
+type MtimeTracker struct {
+	mu    sync.Mutex // guards mtime and seen
+	mtime time.Time
+	seen  time.Time
+}
+
+// FirstSeen returns when mtime was first passed in, now if it is new.
+func (m *MtimeTracker) FirstSeen(mtime, now time.Time) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.mtime.Equal(mtime) || m.seen.IsZero() {
+		m.mtime, m.seen = mtime, now
+	}
+	return m.seen
 }
 
 // Verdict is what Inspect found.
@@ -42,10 +70,13 @@ type Verdict struct {
 //
 //   - pid must hold one decimal number and a newline (missing: "not
 //     started"; empty, garbage or no newline, i.e. half-written: unhealthy);
-//   - that pid must be a running process, not a zombie (unless SkipPid);
+//   - that pid must be a running process, not a zombie, that started
+//     before the pid file was written: a later one is an unrelated process
+//     that was given the writer's pid after it exited (unless SkipPid);
 //   - error must hold 0 and a newline (missing: "no state set yet");
 //     another number is unhealthy with that code;
-//   - with MaxAge, error must have been written within MaxAge.
+//   - with MaxAge, error must have been written within MaxAge; an mtime in
+//     the future counts as written when first seen (InspectOptions.FirstSeen).
 //
 // The error return is for a unit that cannot be read at all (permission
 // denied, an I/O error): the verdict is then unknown, not unhealthy.
@@ -78,6 +109,15 @@ func Inspect(dir string, o InspectOptions) (Verdict, error) {
 			v.Reason = fmt.Sprintf("process %d is a zombie (exited, not yet reaped)", pid)
 			return v, nil
 		}
+		// A process that started after the pid file was last written
+		// cannot be its writer: the writer exited and its pid was reused.
+		if fi, err := os.Stat(filepath.Join(dir, PidFile)); err == nil {
+			if started, ok := proc.StartTime(root, pid); ok && started.After(fi.ModTime().Add(pidReuseSlack)) {
+				v.Reason = fmt.Sprintf("process %d started at %s, after the pid file was written at %s: it is not the writer (pid reused)",
+					pid, started.UTC().Format(time.RFC3339), fi.ModTime().UTC().Format(time.RFC3339))
+				return v, nil
+			}
+		}
 	}
 	errPath := filepath.Join(dir, ErrorFile)
 	code, err := readNumber(errPath)
@@ -105,7 +145,14 @@ func Inspect(dir string, o InspectOptions) (Verdict, error) {
 		if now.IsZero() {
 			now = time.Now()
 		}
-		if age := now.Sub(st.ModTime()); age > o.MaxAge {
+		written := st.ModTime()
+		if written.After(now) {
+			written = now
+			if o.FirstSeen != nil {
+				written = o.FirstSeen(st.ModTime(), now)
+			}
+		}
+		if age := now.Sub(written); age > o.MaxAge {
 			v.Reason = fmt.Sprintf("stale: state last written %v ago, more than maxAge %v", age.Round(time.Second), o.MaxAge)
 			return v, nil
 		}
@@ -114,6 +161,11 @@ func Inspect(dir string, o InspectOptions) (Verdict, error) {
 	v.Reason = fmt.Sprintf("pid %d, error 0", pid)
 	return v, nil
 }
+
+// pidReuseSlack absorbs clock adjustments between a process's start and
+// its writing of the pid file: only a process that started more than this
+// after the pid file's mtime is judged a reused pid.
+const pidReuseSlack = time.Second
 
 type formatError struct{ msg string }
 

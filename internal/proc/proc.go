@@ -164,30 +164,82 @@ func zombieChildren(ppid int) []int {
 // Running reports whether pid is a live process: it has a /proc entry whose
 // state is not Z (an exited process awaiting its reaper is not running).
 func Running(pid int) bool {
-	st, _, ok := ReadStat("/proc/" + strconv.Itoa(pid) + "/stat")
-	return ok && st != 'Z'
+	st, ok := ReadStatFields("/proc/" + strconv.Itoa(pid) + "/stat")
+	return ok && st.State != 'Z'
+}
+
+// Stat is what healthbridge reads of a /proc/<pid>/stat line.
+type Stat struct {
+	// State is the process state letter: R, S, D, Z, T, …
+	State byte
+	// PPid is the parent's pid (field 4).
+	PPid int
+	// StartTicks is when the process started, in clock ticks (USER_HZ,
+	// 1/100 s) after boot (field 22, starttime).
+	StartTicks uint64
 }
 
 // ReadStat reads a /proc/<pid>/stat file and returns the process state
 // letter (R, S, Z, …) and parent pid.
 func ReadStat(path string) (state byte, ppid int, ok bool) {
+	st, ok := ReadStatFields(path)
+	return st.State, st.PPid, ok
+}
+
+// ReadStatFields reads a /proc/<pid>/stat file.
+func ReadStatFields(path string) (Stat, bool) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, 0, false
+		return Stat{}, false
 	}
 	// "pid (comm) state ppid …"; comm may hold spaces and parentheses.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, 0, false
+		return Stat{}, false
 	}
+	// fields[0] is field 3 (state), so field n is fields[n-3].
 	fields := strings.Fields(s[i+1:])
-	if len(fields) < 2 || len(fields[0]) != 1 {
-		return 0, 0, false
+	if len(fields) < 20 || len(fields[0]) != 1 {
+		return Stat{}, false
 	}
-	ppid, err = strconv.Atoi(fields[1])
+	ppid, err := strconv.Atoi(fields[1])
 	if err != nil {
-		return 0, 0, false
+		return Stat{}, false
 	}
-	return fields[0][0], ppid, true
+	start, err := strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		return Stat{}, false
+	}
+	return Stat{State: fields[0][0], PPid: ppid, StartTicks: start}, true
+}
+
+// userHZ is the unit of /proc's clock ticks: fixed at 100 by the kernel's
+// ABI on every architecture Go supports on Linux.
+const userHZ = 100
+
+// StartTime returns when process pid started, on the wall clock, reading
+// procRoot/<pid>/stat and the boot time (btime) in procRoot/stat. btime
+// has a resolution of one second and is rounded down, so the result is at
+// most 1 s earlier than the true start, never later.
+func StartTime(procRoot string, pid int) (time.Time, bool) {
+	st, ok := ReadStatFields(filepath.Join(procRoot, strconv.Itoa(pid), "stat"))
+	if !ok {
+		return time.Time{}, false
+	}
+	b, err := os.ReadFile(filepath.Join(procRoot, "stat"))
+	if err != nil {
+		return time.Time{}, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "btime "); ok {
+			boot, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return time.Time{}, false
+			}
+			ticks := time.Duration(st.StartTicks) * (time.Second / userHZ)
+			return time.Unix(boot, 0).Add(ticks), true
+		}
+	}
+	return time.Time{}, false
 }

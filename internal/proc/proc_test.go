@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	osexec "os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -95,11 +96,36 @@ func TestReaperKeepsExitCodesAndLeavesNoZombies(t *testing.T) {
 
 func TestReadStatParsesAwkwardNames(t *testing.T) {
 	f := t.TempDir() + "/stat"
-	if err := os.WriteFile(f, []byte("42 (a) b (c) Z 17 42 42 0 -1"), 0o644); err != nil {
+	// A whole line as the kernel writes it; starttime (field 22) is 93311.
+	line := "42 (a) b (c) Z 17 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 93311 2527232 224 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+	if err := os.WriteFile(f, []byte(line), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	st, ppid, ok := proc.ReadStat(f)
 	if !ok || st != 'Z' || ppid != 17 {
 		t.Fatalf("got %c %d %v", st, ppid, ok)
+	}
+	if s, ok := proc.ReadStatFields(f); !ok || s.StartTicks != 93311 {
+		t.Fatalf("start ticks: %+v %v", s, ok)
+	}
+	if err := os.WriteFile(f, []byte("42 (a) Z 17 42"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := proc.ReadStat(f); ok {
+		t.Fatal("a truncated line parsed")
+	}
+}
+
+func TestStartTimeOfAChildIsNow(t *testing.T) {
+	before := time.Now()
+	cmd := osexec.Command("sleep", "5")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	got, ok := proc.StartTime("/proc", cmd.Process.Pid)
+	// btime is whole seconds rounded down, ticks are 10 ms.
+	if !ok || got.After(time.Now()) || got.Before(before.Add(-1100*time.Millisecond)) {
+		t.Fatalf("start time %v (%v), want within [%v-1.1s, now]", got, ok, before)
 	}
 }

@@ -18,8 +18,9 @@ import (
 
 // Prober inspects one unit per Probe call.
 type Prober struct {
-	dir  string
-	opts health.InspectOptions
+	dir    string
+	opts   health.InspectOptions
+	mtimes health.MtimeTracker // a future mtime is fresh once, then ages
 }
 
 // New builds a rundir prober from c.Rundir; path defaults to
@@ -38,7 +39,9 @@ func New(c *config.Check, _ probe.Deps) (probe.Prober, error) {
 
 // NewDir builds a prober for the unit directory dir.
 func NewDir(dir string, checkPid bool, maxAge time.Duration) *Prober {
-	return &Prober{dir: dir, opts: health.InspectOptions{SkipPid: !checkPid, MaxAge: maxAge}}
+	p := &Prober{dir: dir, opts: health.InspectOptions{SkipPid: !checkPid, MaxAge: maxAge}}
+	p.opts.FirstSeen = p.mtimes.FirstSeen
+	return p
 }
 
 // Probe inspects the unit. It does only local file reads and ignores ctx.
