@@ -21,6 +21,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -183,12 +185,33 @@ func (h *Handler) serveScope(w http.ResponseWriter, r *http.Request, snap *state
 		h.writeJSON(w, code, sc, v)
 		return
 	}
+	if only != "" && !v.OK && h.opts.ExposeOutput && len(v.Entries) == 1 && !v.ShuttingDown {
+		// kube-apiserver's single-check handler: the check's error alone.
+		writeText(w, code, "internal server error: "+h.reason(v.Entries[0].Check)+"\n")
+		return
+	}
 	_, verbose := q["verbose"]
 	if v.OK && !verbose {
 		writeText(w, code, "ok")
 		return
 	}
-	writeText(w, code, h.verboseText(sc, v, only))
+	writeText(w, code, h.verboseText(sc, v, only, unmatched(exclude, v)))
+}
+
+// unmatched returns the sorted names in exclude that match no check of v,
+// for kube-apiserver's "warn: some health checks cannot be excluded" line.
+func unmatched(exclude map[string]bool, v state.Verdict) []string {
+	if len(exclude) == 0 {
+		return nil
+	}
+	var out []string
+	for n := range exclude {
+		if !slices.ContainsFunc(v.Entries, func(e state.Entry) bool { return e.Check.Name == n }) {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // single narrows a verdict to one check; shutdown still fails readiness.
@@ -205,7 +228,7 @@ func single(v state.Verdict, name string) state.Verdict {
 }
 
 // verboseText renders kube-apiserver's verbose format.
-func (h *Handler) verboseText(sc state.Scope, v state.Verdict, only string) string {
+func (h *Handler) verboseText(sc state.Scope, v state.Verdict, only string, unmatched []string) string {
 	var b strings.Builder
 	for _, e := range v.Entries {
 		switch {
@@ -219,6 +242,13 @@ func (h *Handler) verboseText(sc state.Scope, v state.Verdict, only string) stri
 	}
 	if v.ShuttingDown {
 		b.WriteString("[-]shutdown failed: shutting down\n")
+	}
+	if len(unmatched) > 0 {
+		quoted := make([]string, len(unmatched))
+		for i, n := range unmatched {
+			quoted[i] = strconv.Quote(n)
+		}
+		b.WriteString("warn: some health checks cannot be excluded: no matches for " + strings.Join(quoted, ",") + "\n")
 	}
 	name := sc.String()
 	if only != "" {

@@ -82,6 +82,11 @@ func TestEndpoints(t *testing.T) {
 		{"/readyz?exclude=db", 200, "ok"},
 		{"/readyz?exclude=db&verbose=1", 200, "[+]web ok\n[+]db excluded: ok\nreadyz check passed\n"},
 		{"/readyz?exclude=db&exclude=web", 200, "ok"},
+		// kube-apiserver: excluding names that match nothing warns (sorted,
+		// quoted), only in verbose output, and changes no status.
+		{"/readyz?exclude=zz&exclude=db&exclude=aa", 200, "ok"},
+		{"/readyz?exclude=zz&exclude=db&exclude=aa&verbose", 200, "[+]web ok\n[+]db excluded: ok\nwarn: some health checks cannot be excluded: no matches for \"aa\",\"zz\"\nreadyz check passed\n"},
+		{"/readyz?exclude=boot", 503, "[+]web ok\n[-]db failed: reason withheld\nwarn: some health checks cannot be excluded: no matches for \"boot\"\nreadyz check failed\n"},
 		{"/healthz", 503, "[+]web ok\n[-]db failed: reason withheld\n[+]boot ok\nhealthz check failed\n"},
 		{"/readyz/web", 200, "ok"},
 		{"/readyz/db", 503, "[-]db failed: reason withheld\nreadyz/db check failed\n"},
@@ -129,6 +134,13 @@ func TestExposeOutputAndFailureCode(t *testing.T) {
 	r := get(t, h, "GET", "/readyz")
 	if r.code != 500 || !strings.Contains(r.body, "[-]db failed: unhealthy: connection refused secret\n") {
 		t.Fatalf("%d %q", r.code, r.body)
+	}
+	// A single check's path answers as kube-apiserver's single-check handler.
+	if r := get(t, h, "GET", "/readyz/db"); r.code != 500 || r.body != "internal server error: unhealthy: connection refused secret\n" {
+		t.Fatalf("/readyz/db: %d %q", r.code, r.body)
+	}
+	if r := get(t, h, "GET", "/healthz/web"); r.code != 200 || r.body != "ok" {
+		t.Fatalf("/healthz/web: %d %q", r.code, r.body)
 	}
 }
 
