@@ -215,6 +215,9 @@ func report(stdout, stderr io.Writer, what string, r probe.Result, verbose bool)
 		if r.Output != "" && strings.Contains(strings.TrimSpace(r.Output), "\n") {
 			fmt.Fprintln(stderr, r.Output)
 		}
+		if r.Detail != "" {
+			fmt.Fprintln(stderr, r.Detail)
+		}
 	} else {
 		fmt.Fprintf(stderr, "%s: %s%s\n", label, what, suffix(detail))
 	}

@@ -85,6 +85,11 @@ type Result struct {
 	ExitCode int
 	// HTTPStatus is the response status of an httpGet probe, 0 for other kinds.
 	HTTPStatus int
+	// Detail is extra text for debug logs and the one-shot client's -v
+	// only; it is never stored or served. An HTTP failure's response body
+	// goes here, not in Output, as the kubelet keeps it out of events
+	// (kubernetes#99425).
+	Detail string
 }
 
 // Duration is End minus Start.

@@ -169,6 +169,10 @@ func (s *Scheduler) loop(ctx context.Context, c *Check, start time.Time) {
 			return // stopped mid-run: the result says nothing about the target
 		}
 		now := time.Now()
+		if r.Detail != "" {
+			log.Debug("probe detail", "detail", r.Detail)
+			r.Detail = "" // never stored or served
+		}
 		tr := s.store.Record(c.Name, r, now)
 		s.logRun(log, r, tr)
 		if c.Startup && tr.To == state.StatusHealthy {

@@ -157,10 +157,9 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	case res.ExitCode > 0 && res.ExitCode == p.startingCode:
 		res.Outcome = probe.OutcomeStarting
 	default:
+		// The output is the command's own, even when empty: as Docker's
+		// docker inspect and the kubelet; the exit code is in ExitCode.
 		res.Outcome = probe.OutcomeFailure
-		if output == "" {
-			res.Output = waitErr.Error()
-		}
 	}
 	return res
 }

@@ -6,8 +6,11 @@
 //   - redirects are followed only to the same host, at most 10; a redirect to
 //     another host is not followed and the 3xx itself is judged (a success
 //     with a warning, as the kubelet); more than 10 (a loop) is a failure;
-//   - at most 10 KiB of the body is read, and it becomes the output;
-//   - "User-Agent: healthbridge/<version>" and "Accept: */*" unless set;
+//   - at most 10 KiB of the body is read; it is the output of a success,
+//     while a failure's output is "HTTP probe failed with statuscode: N"
+//     alone (the body goes to debug logs only);
+//   - "User-Agent: healthbridge/<version>" and "Accept: */*" unless set; a
+//     header set to "" is not sent at all;
 //   - proxy environment variables are ignored, and every probe opens a new
 //     connection (no keep-alive);
 //   - the context's deadline covers connect, headers and body.
@@ -94,7 +97,10 @@ func NewURL(u *url.URL, opts Options) *Prober {
 	}
 	host := h.Get("Host")
 	h.Del("Host")
-	if h.Get("User-Agent") == "" {
+	// As the kubelet's request.go: a header the user did not set gets its
+	// default; one set to "" is not sent at all (for User-Agent, net/http
+	// sends none when the key is present with an empty value).
+	if _, ok := h["User-Agent"]; !ok {
 		ua := opts.UserAgent
 		if ua == "" {
 			ua = "healthbridge"
@@ -103,6 +109,8 @@ func NewURL(u *url.URL, opts Options) *Prober {
 	}
 	if _, ok := h["Accept"]; !ok {
 		h.Set("Accept", "*/*")
+	} else if h.Get("Accept") == "" {
+		h.Del("Accept")
 	}
 	tr := &http.Transport{
 		Proxy:               nil, // proxy variables are ignored, as the kubelet
@@ -161,17 +169,20 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	switch {
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		// A redirect we chose not to follow (or a 3xx without Location): a
-		// warning, which counts as success, exactly as the kubelet.
+		// warning, which counts as success, in the kubelet's exact words.
 		res.Outcome = probe.OutcomeWarning
-		res.Output = fmt.Sprintf("Probe terminated redirects (%d to %s), Response body: %s",
-			resp.StatusCode, resp.Header.Get("Location"), body)
+		res.Output = "Probe terminated redirects, Response body: " + string(body)
 	case resp.StatusCode >= 200 && resp.StatusCode < 400:
 		res.Outcome = probe.OutcomeSuccess
 	default:
+		// As the kubelet (kubernetes#99425): a failure's output never
+		// carries the response body, which can hold internal details that
+		// would reach logs, events and HTTP answers; it goes to debug logs
+		// only, through Detail.
 		res.Outcome = probe.OutcomeFailure
 		res.Output = fmt.Sprintf("HTTP probe failed with statuscode: %d", resp.StatusCode)
 		if len(body) > 0 {
-			res.Output += ": " + string(body)
+			res.Detail = "response body: " + string(body)
 		}
 	}
 	return res

@@ -59,8 +59,10 @@ func TestStatusRanges(t *testing.T) {
 			if r.Outcome != want || r.HTTPStatus != code {
 				t.Fatalf("status %d: %v (%d), want %v; output %q", code, r.Outcome, r.HTTPStatus, want, r.Output)
 			}
-			if want == probe.OutcomeFailure && r.Output != fmt.Sprintf("HTTP probe failed with statuscode: %d: body", code) {
-				t.Fatalf("output %q", r.Output)
+			// The kubelet's words, without the body (kubernetes#99425): it
+			// goes to debug logs only.
+			if want == probe.OutcomeFailure && (r.Output != fmt.Sprintf("HTTP probe failed with statuscode: %d", code) || r.Detail != "response body: body") {
+				t.Fatalf("output %q, detail %q", r.Output, r.Detail)
 			}
 		})
 	}
@@ -85,6 +87,15 @@ func TestRequestHeaders(t *testing.T) {
 	if ua := (<-got).Header.Get("User-Agent"); ua != "mine" {
 		t.Fatalf("User-Agent %q", ua)
 	}
+	// A header set to "" removes the default, as the kubelet's request.go.
+	probeOnce(t, checkFor(t, srv.URL, "/", corev1.HTTPHeader{Name: "User-Agent", Value: ""}, corev1.HTTPHeader{Name: "Accept", Value: ""}), 2*time.Second)
+	req = <-got
+	if _, ok := req.Header["User-Agent"]; ok {
+		t.Fatalf("User-Agent sent: %q", req.Header.Get("User-Agent"))
+	}
+	if _, ok := req.Header["Accept"]; ok {
+		t.Fatalf("Accept sent: %q", req.Header.Get("Accept"))
+	}
 }
 
 func TestRedirects(t *testing.T) {
@@ -101,7 +112,9 @@ func TestRedirects(t *testing.T) {
 		case "/ok":
 			fmt.Fprint(w, "landed")
 		case "/other":
-			http.Redirect(w, r, otherURL+"/", http.StatusFound)
+			w.Header().Set("Location", otherURL+"/")
+			w.WriteHeader(http.StatusFound)
+			fmt.Fprint(w, "moved")
 		case "/loop":
 			http.Redirect(w, r, "/loop", http.StatusFound)
 		case "/chain":
@@ -125,7 +138,7 @@ func TestRedirects(t *testing.T) {
 	}{
 		{"/same", probe.OutcomeSuccess, "landed"},
 		{"/chain", probe.OutcomeSuccess, "end of chain"}, // 9 redirects: followed
-		{"/other", probe.OutcomeWarning, "Probe terminated redirects"},
+		{"/other", probe.OutcomeWarning, "Probe terminated redirects, Response body: moved"},
 		{"/loop", probe.OutcomeFailure, "stopped after 10 redirects"},
 		{"/toerror", probe.OutcomeFailure, "statuscode: 503"},
 	}
@@ -148,8 +161,10 @@ func TestBodyCappedAt10KiB(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	r := probeOnce(t, checkFor(t, srv.URL, "/"), 5*time.Second)
-	if r.Outcome != probe.OutcomeSuccess || len(r.Output) != MaxBody {
-		t.Fatalf("%v, output %d bytes, want %d", r.Outcome, len(r.Output), MaxBody)
+	// 10 KiB, as the kubelet: pinned to the documented number, not the
+	// constant, so that changing the constant fails here.
+	if r.Outcome != probe.OutcomeSuccess || len(r.Output) != 10240 {
+		t.Fatalf("%v, output %d bytes, want 10240", r.Outcome, len(r.Output))
 	}
 }
 
