@@ -118,11 +118,13 @@ func ParseExechealthz(args []string, stderr io.Writer, extra func(*flag.FlagSet)
 	if e.Port < 0 || e.Port > 65535 {
 		errs = append(errs, fmt.Errorf("-port: must be 0-65535, got %d", e.Port))
 	}
-	if e.Period < time.Second {
-		errs = append(errs, fmt.Errorf("-period: must be at least 1s, got %v", e.Period))
+	// exechealthz takes any positive duration (time.NewTicker panics on
+	// zero or less): -period 500ms runs the command twice a second.
+	if e.Period <= 0 {
+		errs = append(errs, fmt.Errorf("-period: must be > 0, got %v", e.Period))
 	}
-	if e.Latency < time.Second {
-		errs = append(errs, fmt.Errorf("-latency: must be at least 1s, got %v", e.Latency))
+	if e.Latency <= 0 {
+		errs = append(errs, fmt.Errorf("-latency: must be > 0, got %v", e.Latency))
 	}
 	if len(cmds) == 0 {
 		cmds = []string{ExechealthzCmd}
@@ -171,8 +173,9 @@ func checkName(url string, i int, taken map[string]bool) string {
 }
 
 // Config returns the healthbridge config equivalent to e: one exec check per
-// pair, running [sh, -c, cmd] every Period with Latency as its timeout, and
-// thresholds of 1 (exechealthz answers from the last run alone).
+// pair, running [sh, -c, cmd] every Period (which may be under a second,
+// as exechealthz allows) with Latency as its timeout, and thresholds of 1
+// (exechealthz answers from the last run alone).
 func (e *Exechealthz) Config() *config.Config {
 	c := &config.Config{
 		Listen:       ":" + strconv.Itoa(e.Port),
@@ -183,6 +186,7 @@ func (e *Exechealthz) Config() *config.Config {
 		ch.Exec = &corev1.ExecAction{Command: []string{"sh", "-c", p.Cmd}}
 		ch.PeriodSeconds = int32(max(1, e.Period/time.Second))
 		ch.TimeoutSeconds = int32(max(1, e.Latency/time.Second))
+		ch.PeriodOverride, ch.TimeoutOverride = e.Period, e.Latency
 		ch.SuccessThreshold, ch.FailureThreshold = 1, 1
 		c.Checks = append(c.Checks, ch)
 	}
@@ -246,35 +250,38 @@ func (h *exechealthzHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	last, ok := c.State.Last()
 	if !ok {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "Healthz probe error: no result yet: the command has not completed its first run since %v\n", c.State.StartedAt.Round(0))
+		exechealthzError(w, fmt.Sprintf("Healthz probe error: no result yet: the command has not completed its first run since %v", c.State.StartedAt.Round(0)))
 		return
 	}
-	errText := "<nil>"
+	errText := "None" // exechealthz's word for a nil error
 	if !last.Outcome.Passing() {
 		errText = describeExit(last)
 	}
-	if age := now().Sub(last.End); age > h.latency {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "Healthz probe error: latest result too old to be useful (%v > -latency %v): Result of last exec: %v, at %v, error %v\n",
-			age.Round(time.Millisecond), h.latency, last.Output, last.End.Round(0), errText)
-		return
-	}
+	result := fmt.Sprintf("Result of last exec: %v, at %v, error %v", last.Output, last.End.Round(0), errText)
 	if !last.Outcome.Passing() {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "Healthz probe error: Result of last exec: %v, at %v, error %v\n", last.Output, last.End.Round(0), errText)
+		exechealthzError(w, "Healthz probe error: "+result)
 		return
 	}
+	if now().Sub(last.End) > h.latency {
+		exechealthzError(w, "Latest result too old to be useful: "+result+".")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	if h.output {
 		_, _ = io.WriteString(w, last.Output)
 		return
 	}
 	_, _ = io.WriteString(w, "ok")
+}
+
+// exechealthzError answers 503 with msg as exechealthz did, through
+// http.Error: text/plain, X-Content-Type-Options: nosniff, a final newline.
+func exechealthzError(w http.ResponseWriter, msg string) {
+	http.Error(w, msg, http.StatusServiceUnavailable)
 }
 
 // describeExit says why a run failed, in exechealthz's terms.

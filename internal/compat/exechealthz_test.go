@@ -35,6 +35,10 @@ func TestExechealthzAnswers(t *testing.T) {
 	get := func() (int, string) {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
+		// Error answers come from http.Error, as exechealthz's did.
+		if w.Code != 200 && (w.Header().Get("X-Content-Type-Options") != "nosniff" || w.Header().Get("Content-Type") != "text/plain; charset=utf-8") {
+			t.Fatalf("error answer headers: %v", w.Header())
+		}
 		return w.Code, w.Body.String()
 	}
 
@@ -50,7 +54,7 @@ func TestExechealthzAnswers(t *testing.T) {
 		t.Fatalf("success: %d %q", code, body)
 	}
 	now = t0.Add(32 * time.Second) // last result 31s old, -latency 30s
-	if code, body := get(); code != 503 || !strings.HasPrefix(body, "Healthz probe error: latest result too old to be useful (31s > -latency 30s)") {
+	if code, body := get(); code != 503 || body != "Latest result too old to be useful: Result of last exec: , at 2026-01-01 00:00:01 +0000 UTC, error None.\n" {
 		t.Fatalf("stale: %d %q", code, body)
 	}
 }
@@ -63,5 +67,19 @@ func TestExechealthzFlags(t *testing.T) {
 		if got := strings.Join(ExechealthzFlags(strings.Fields(args)), " "); got != want {
 			t.Errorf("%q: %q, want %q", args, got, want)
 		}
+	}
+}
+
+func TestExechealthzSubSecondPeriod(t *testing.T) {
+	e, err := ParseExechealthz([]string{"-cmd", "true", "-period", "250ms", "-latency", "500ms"}, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.Config().Checks[0]
+	if c.Period() != 250*time.Millisecond || c.Timeout() != 500*time.Millisecond {
+		t.Fatalf("period %v timeout %v", c.Period(), c.Timeout())
+	}
+	if _, err := ParseExechealthz([]string{"-cmd", "true", "-period", "0s"}, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "-period: must be > 0") {
+		t.Fatalf("zero period: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"healthbridge/internal/config"
@@ -40,23 +41,28 @@ type HTTPHealthcheck struct {
 	Override *bool
 }
 
-// IsHTTPHealthcheck reports whether any of seed 001's variables is set.
+// IsHTTPHealthcheck reports whether any of http-healthcheck-sidecar's
+// variables is set to a non-empty value (the original reads each with
+// os.Getenv and treats "" as unset).
 func IsHTTPHealthcheck(lookup func(string) (string, bool)) bool {
 	for _, k := range []string{EnvTargetContainer, EnvPodOverride, EnvStateOverride} {
-		if _, ok := lookup(k); ok {
+		if v, _ := lookup(k); v != "" {
 			return true
 		}
 	}
 	return false
 }
 
-// ParseHTTPHealthcheck reads seed 001's variables. The state override must
-// be "true", "false" or empty (unset).
+// ParseHTTPHealthcheck reads http-healthcheck-sidecar's variables. The
+// state override must be true or false in any case, or empty (unset).
 func ParseHTTPHealthcheck(lookup func(string) (string, bool)) (*HTTPHealthcheck, error) {
 	h := &HTTPHealthcheck{}
 	h.Container, _ = lookup(EnvTargetContainer)
 	h.Pod, _ = lookup(EnvPodOverride)
-	switch v, _ := lookup(EnvStateOverride); v {
+	// The original compares strings.ToLower(v) == "true": TRUE and True
+	// are true. Any other value it took as false; healthbridge refuses
+	// what is neither true nor false in any case, rather than guess.
+	switch v, _ := lookup(EnvStateOverride); strings.ToLower(v) {
 	case "":
 	case "true":
 		t := true
@@ -65,7 +71,7 @@ func ParseHTTPHealthcheck(lookup func(string) (string, bool)) (*HTTPHealthcheck,
 		f := false
 		h.Override = &f
 	default:
-		return nil, fmt.Errorf("%s=%q: must be true, false or unset", EnvStateOverride, v)
+		return nil, fmt.Errorf("%s=%q: must be true or false (any case), or unset", EnvStateOverride, v)
 	}
 	return h, nil
 }

@@ -116,6 +116,13 @@ type Check struct {
 	Rundir *RundirAction `json:"rundir,omitempty"`
 	// TTL is a push check: the application reports, healthbridge expires.
 	TTL *TTLAction `json:"ttl,omitempty"`
+
+	// PeriodOverride and TimeoutOverride, when > 0, replace periodSeconds
+	// and timeoutSeconds with durations finer than a second. They are not
+	// part of the file format: only the exechealthz drop-in sets them, as
+	// exechealthz's -period and -latency take any Go duration.
+	PeriodOverride  time.Duration `json:"-"`
+	TimeoutOverride time.Duration `json:"-"`
 }
 
 // GRPCAction is a grpc check: the fields of the kubelet's GRPCAction (port,
@@ -258,11 +265,21 @@ func (c *Check) Kind() Kind {
 // HasRole reports whether r is one of c's roles.
 func (c *Check) HasRole(r Role) bool { return slices.Contains(c.Roles, r) }
 
-// Period is periodSeconds as a duration.
-func (c *Check) Period() time.Duration { return seconds(c.PeriodSeconds) }
+// Period is periodSeconds as a duration, or PeriodOverride when set.
+func (c *Check) Period() time.Duration {
+	if c.PeriodOverride > 0 {
+		return c.PeriodOverride
+	}
+	return seconds(c.PeriodSeconds)
+}
 
-// Timeout is timeoutSeconds as a duration.
-func (c *Check) Timeout() time.Duration { return seconds(c.TimeoutSeconds) }
+// Timeout is timeoutSeconds as a duration, or TimeoutOverride when set.
+func (c *Check) Timeout() time.Duration {
+	if c.TimeoutOverride > 0 {
+		return c.TimeoutOverride
+	}
+	return seconds(c.TimeoutSeconds)
+}
 
 // InitialDelay is initialDelaySeconds as a duration.
 func (c *Check) InitialDelay() time.Duration { return seconds(c.InitialDelaySeconds) }

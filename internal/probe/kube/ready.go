@@ -10,7 +10,8 @@ import (
 
 // Ready judges a pod's readiness as the kubelet reported it.
 //
-// With container set, that container's ready flag decides; it may be a
+// With container set, that container's ready flag decides (its name
+// compared case-insensitively, as http-healthcheck-sidecar); it may be a
 // regular container or a native sidecar (an init container with
 // restartPolicy Always), whose ready flag the kubelet also maintains.
 //
@@ -121,7 +122,9 @@ func runningInit(pod *corev1.Pod) string {
 func findStatus(pod *corev1.Pod, name string) (corev1.ContainerStatus, bool) {
 	for _, list := range [][]corev1.ContainerStatus{pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses} {
 		for _, st := range list {
-			if st.Name == name {
+			// Case-insensitive, as http-healthcheck-sidecar compares
+			// (strings.ToLower): Kubernetes names are lowercase anyway.
+			if strings.EqualFold(st.Name, name) {
 				return st, true
 			}
 		}
@@ -131,7 +134,7 @@ func findStatus(pod *corev1.Pod, name string) (corev1.ContainerStatus, bool) {
 
 func inSpec(pod *corev1.Pod, name string) bool {
 	for _, n := range specNames(pod) {
-		if n == name {
+		if strings.EqualFold(n, name) {
 			return true
 		}
 	}

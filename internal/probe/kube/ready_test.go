@@ -63,6 +63,7 @@ func TestReady(t *testing.T) {
 	}{
 		{"named container ready", pod([]string{"app", "hb"}, nil, nil, map[string]bool{"app": true, "hb": false}), "app", "", true, `container "app" is ready`},
 		{"named container not ready", pod([]string{"app"}, nil, nil, map[string]bool{"app": false}), "app", "", false, `container "app" is not ready (running, readiness probe failing)`},
+		{"named container, other case (http-healthcheck-sidecar)", pod([]string{"app"}, nil, nil, map[string]bool{"app": true}), "App", "", true, `container "App" is ready`},
 		{"named container missing", pod([]string{"app"}, nil, nil, map[string]bool{"app": true}), "db", "", false, `container "db" does not exist in pod web (containers: app)`},
 		{"named container without status", pod([]string{"app", "db"}, nil, nil, map[string]bool{"app": true}), "db", "", false, `container "db" has no status yet`},
 		{"named native sidecar", pod([]string{"app"}, []string{"proxy"}, nil, map[string]bool{"app": false, "proxy": true}), "proxy", "", true, `"proxy" is ready`},
