@@ -55,6 +55,11 @@ type Config struct {
 	// shares the public listener: whoever reaches the public port must not
 	// be able to change health.
 	AdminListen string `json:"adminListen,omitempty"`
+	// AllowRemoteAdmin accepts an adminListen that is not a loopback
+	// address (":8081", "0.0.0.0:8081", a pod IP). Default false: whoever
+	// reaches the admin port can mark ttl checks passing, so it must be
+	// said explicitly that the network around it is trusted.
+	AllowRemoteAdmin bool `json:"allowRemoteAdmin,omitempty"`
 	// Agent, when set, serves HAProxy's agent-check protocol.
 	Agent *AgentConfig `json:"agent,omitempty"`
 	// Checks are the probes to run. At least one.

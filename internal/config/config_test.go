@@ -79,3 +79,24 @@ func TestJSONConfigAccepted(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAdminListenMustBeLoopback(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"127.0.0.1:8081": true, "127.1.2.3:0": true, "[::1]:8081": true, "localhost:8081": true,
+		":8081": false, "0.0.0.0:8081": false, "[::]:8081": false, "10.0.0.5:8081": false, "example.com:8081": false,
+	} {
+		body := `{"adminListen":"` + addr + `","checks":[{"name":"beat","ttl":{"seconds":5}}]}`
+		_, err := Parse([]byte(body))
+		if (err == nil) != ok {
+			t.Errorf("%s: %v, want ok=%v", addr, err, ok)
+		}
+		if !ok && (err == nil || !strings.HasPrefix(err.Error(), "adminListen: ")) {
+			t.Errorf("%s: error must name adminListen: %v", addr, err)
+		}
+		// Said explicitly, any address is accepted.
+		body = `{"adminListen":"` + addr + `","allowRemoteAdmin":true,"checks":[{"name":"beat","ttl":{"seconds":5}}]}`
+		if _, err := Parse([]byte(body)); err != nil {
+			t.Errorf("%s with allowRemoteAdmin: %v", addr, err)
+		}
+	}
+}

@@ -34,6 +34,8 @@ func (c *Config) Validate() error {
 			add("adminListen", "%v", err)
 		} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
 			add("adminListen", "must differ from listen: the push endpoints must never be on the public address")
+		} else if !c.AllowRemoteAdmin && !isLoopback(c.AdminListen) {
+			add("adminListen", "%q is not a loopback address: anyone who can reach it can mark checks passing; use 127.0.0.1:PORT or [::1]:PORT, or set allowRemoteAdmin: true if the network is trusted", c.AdminListen)
 		}
 	}
 	if a := c.Agent; a != nil {
@@ -229,4 +231,19 @@ func validAddress(addr string) error {
 		return fmt.Errorf("invalid host %q", host)
 	}
 	return nil
+}
+
+// isLoopback reports whether addr (host:port) listens on loopback only: a
+// 127.0.0.0/8 or ::1 address, or "localhost". An empty host, 0.0.0.0, ::
+// and any other name or address are not.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -21,6 +23,11 @@ var pushVerbs = map[string]probe.Outcome{
 	"warn": probe.OutcomeWarning,
 	"fail": probe.OutcomeFailure,
 }
+
+// MaxPushBody is the largest report body accepted, in bytes: 64 KiB. A
+// larger one is answered 413 and not recorded; an accepted body is stored
+// up to probe.MaxOutput (4096) bytes, as any probe output.
+const MaxPushBody = 64 << 10
 
 // Admin serves the push endpoints for ttl checks:
 //
@@ -54,8 +61,13 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, probe.MaxOutput+1))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPushBody))
 	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, fmt.Sprintf("report body over %d bytes", MaxPushBody), http.StatusRequestEntityTooLarge)
+			return
+		}
 		http.Error(w, "reading body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
