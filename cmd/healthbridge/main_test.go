@@ -97,9 +97,13 @@ func TestExechealthzBadCommandIsAStartupError(t *testing.T) {
 
 func TestValidateAndServeRefuseBadConfig(t *testing.T) {
 	bad := writeConfig(t, "checks:\n  - name: a\n    tcpSocket: {port: 0}\n  - name: a\n    exec: {command: [true]}\n    bogus: 1\n")
+	// Every problem, not only the first: shape errors, then the semantic
+	// ones they do not already cover.
 	wantLines := []string{
 		bad + ": checks[1].bogus: unknown field",
 		bad + ": checks[1].exec.command[0]: must be a string, not true", // YAML's bare true
+		bad + ": checks[0].tcpSocket.port: must be 1-65535, got 0",
+		bad + ": checks[1].name: duplicate name \"a\" (first used by checks[0])",
 	}
 	code, _, stderr := runBinary(t, "validate", bad)
 	if code != 2 || stderr != strings.Join(wantLines, "\n")+"\n" {

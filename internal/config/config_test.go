@@ -78,6 +78,15 @@ func TestJSONConfigAccepted(t *testing.T) {
 	if _, err := Parse([]byte(`{"checks":[{"name":"a","exec":{"command":["true"]}}]}`)); err != nil {
 		t.Fatal(err)
 	}
+	// Python's json.dumps writes non-BMP characters as surrogate pairs,
+	// which YAML parsers refuse; a JSON file is read as JSON.
+	c, err := Parse([]byte(`{"checks":[{"name":"a","exec":{"command":["echo","\ud83d\ude00 caf\u00e9"]}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Checks[0].Exec.Command[1]; got != "\U0001F600 café" {
+		t.Fatalf("decoded %q", got)
+	}
 }
 
 func TestAdminListenMustBeLoopback(t *testing.T) {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"encoding"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/intstr"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -33,6 +35,70 @@ func Load(path string) (*Config, error) {
 // field"). The returned error joins every error found (errors.Join), so its
 // text is one problem per line; the config is nil whenever err is not.
 func Parse(data []byte) (*Config, error) {
+	js, err := toJSON(data)
+	if err != nil {
+		return nil, err
+	}
+	var tree any
+	if err := json.Unmarshal(js, &tree); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if tree == nil {
+		return nil, errors.New("config: empty file: at least one check is required")
+	}
+	var shapeErrs []error
+	checkShape(tree, reflect.TypeFor[Config](), "", &shapeErrs)
+	// Decode even after shape errors, so that one typo does not hide the
+	// other problems: encoding/json skips what does not fit and fills the
+	// rest. A semantic error on a field that already has a shape error
+	// (its value was skipped) would only repeat it, and is dropped.
+	var c Config
+	if err := json.Unmarshal(js, &c); err != nil {
+		var skipped *json.UnmarshalTypeError
+		switch {
+		case len(shapeErrs) == 0:
+			return nil, fmt.Errorf("config: %w", err)
+		case !errors.As(err, &skipped):
+			// Decoding stopped part-way (a value its parser refused): what
+			// was not decoded would raise false errors.
+			return nil, errors.Join(shapeErrs...)
+		}
+	}
+	c.SetDefaults()
+	errs := shapeErrs
+	for _, e := range unjoin(c.Validate()) {
+		if !underAny(e, shapeErrs) {
+			errs = append(errs, e)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &c, nil
+}
+
+// toJSON turns the file into JSON. A file that is a JSON object is
+// decoded as JSON (duplicate keys refused, with sigs.k8s.io/json as the
+// apiserver's strict decoding does), so that escapes YAML does not read,
+// such as a non-BMP character written as a surrogate pair ("\ud83d\ude00",
+// what Python's json.dumps writes), mean what they mean in JSON. Anything
+// else is YAML, converted strictly (duplicate keys refused).
+func toJSON(data []byte) ([]byte, error) {
+	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '{' {
+		var tree any
+		strict, err := sigsjson.UnmarshalStrict(t, &tree, sigsjson.DisallowDuplicateFields)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		var errs []error
+		for _, e := range strict {
+			errs = append(errs, fmt.Errorf("config: %w", e))
+		}
+		if len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
+		return t, nil
+	}
 	js, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
 		// The YAML parser's "unmarshal errors:" list: one error per line.
@@ -46,27 +112,31 @@ func Parse(data []byte) (*Config, error) {
 		}
 		return nil, errors.Join(errs...)
 	}
-	var tree any
-	if err := json.Unmarshal(js, &tree); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+	return js, nil
+}
+
+// unjoin returns the errors joined in err (errors.Join), or err alone.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
 	}
-	if tree == nil {
-		return nil, errors.New("config: empty file: at least one check is required")
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
 	}
-	var errs []error
-	checkShape(tree, reflect.TypeFor[Config](), "", &errs)
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	return []error{err}
+}
+
+// underAny reports whether e ("path: message") is about a field at or
+// under the path of one of errs.
+func underAny(e error, errs []error) bool {
+	p, _, _ := strings.Cut(e.Error(), ": ")
+	for _, o := range errs {
+		q, _, _ := strings.Cut(o.Error(), ": ")
+		if p == q || strings.HasPrefix(p, q+".") || strings.HasPrefix(p, q+"[") {
+			return true
+		}
 	}
-	var c Config
-	if err := json.Unmarshal(js, &c); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	c.SetDefaults()
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return false
 }
 
 var (
@@ -101,8 +171,15 @@ func checkShape(v any, t reflect.Type, path string, errs *[]error) {
 		}
 		return
 	case reflect.PointerTo(t).Implements(textUnmarshaler):
-		if _, ok := v.(string); !ok {
+		str, ok := v.(string)
+		if !ok {
 			fail("a string")
+			return
+		}
+		// The value's own parser (a role's name) says what is wrong, here
+		// with the field's path.
+		if err := reflect.New(t).Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(str)); err != nil {
+			*errs = append(*errs, Errorf(orRoot(path), "%v", err))
 		}
 		return
 	}
