@@ -1,10 +1,13 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -230,5 +233,22 @@ func TestExechealthzFlagsNeverDropAConfig(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestProxyVariablesIgnored: as the kubelet, HTTP probes never go through
+// a proxy from the environment. Go never proxies loopback targets, so the
+// target here is a name that does not resolve: through the proxy it would
+// pass (the proxy answers 200); without it, it fails at the lookup.
+func TestProxyVariablesIgnored(t *testing.T) {
+	var proxied atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { proxied.Add(1) }))
+	t.Cleanup(proxy.Close)
+	cfg := writeConfig(t, "listen: 127.0.0.1:0\nexposeOutput: true\nchecks:\n  - name: web\n    httpGet: {host: proxy-test.invalid, port: 80, path: /}\n    periodSeconds: 1\n    failureThreshold: 1\n")
+	env := []string{"HTTP_PROXY=" + proxy.URL, "http_proxy=" + proxy.URL, "HTTPS_PROXY=" + proxy.URL, "NO_PROXY=", "no_proxy="}
+	p := testutil.StartEnv(t, bin(t), env, "--config", cfg)
+	code, body := p.WaitFor(t, "/readyz/web", func(code int, body string) bool { return strings.Contains(body, "unhealthy") || code == 200 })
+	if code == 200 || proxied.Load() != 0 {
+		t.Fatalf("the probe went through the proxy (%d requests): %d %q", proxied.Load(), code, body)
 	}
 }

@@ -214,21 +214,6 @@ func TestHTTPSWithoutVerification(t *testing.T) {
 	}
 }
 
-func TestProxyVariablesIgnored(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	t.Cleanup(srv.Close)
-	// A proxy that refuses: if it were used, the probe would fail.
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	proxy := "http://" + ln.Addr().String()
-	ln.Close()
-	t.Setenv("HTTP_PROXY", proxy)
-	t.Setenv("http_proxy", proxy)
-	t.Setenv("NO_PROXY", "")
-	if r := probeOnce(t, checkFor(t, srv.URL, "/"), 2*time.Second); r.Outcome != probe.OutcomeSuccess {
-		t.Fatalf("%v %q", r.Outcome, r.Output)
-	}
-}
-
 func TestConnectionRefused(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()

@@ -46,8 +46,14 @@ type Prober struct {
 	maxStale                 time.Duration
 	client                   rest.Interface
 
+	// now is the clock staleness is judged by; time.Now unless a test
+	// sets it.
+	now func() time.Time
+
 	startOnce sync.Once
-	stop      chan struct{}
+	stopOnce  sync.Once
+	ctx       context.Context // cancelled by Close: ends the informer and any LIST or WATCH in flight
+	cancel    context.CancelFunc
 	done      chan struct{}
 	informer  cache.SharedIndexInformer
 
@@ -94,9 +100,10 @@ func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
 	if err != nil {
 		return nil, config.Errorf("kubernetesPod", "client: %v", err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Prober{ns: ns, pod: pod, container: k.Container, self: self,
-		maxStale: time.Duration(k.MaxStalenessSeconds) * time.Second, client: client,
-		stop: make(chan struct{}), done: make(chan struct{})}, nil
+		maxStale: time.Duration(k.MaxStalenessSeconds) * time.Second, client: client, now: time.Now,
+		ctx: ctx, cancel: cancel, done: make(chan struct{})}, nil
 }
 
 // podScheme knows core/v1 only. The generated clientset would register
@@ -164,28 +171,28 @@ func defaultNamespace(kubeNS string) string {
 func (p *Prober) start() {
 	selector := fields.OneTermEqualSelector("metadata.name", p.pod).String()
 	lw := &cache.ListWatch{
-		ListFunc: func(opts metav1.ListOptions) (runtime.Object, error) {
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			opts.FieldSelector = selector
 			l := &corev1.PodList{}
 			err := p.client.Get().Namespace(p.ns).Resource("pods").
-				VersionedParams(&opts, podParams).Do(context.Background()).Into(l)
+				VersionedParams(&opts, podParams).Do(ctx).Into(l)
 			p.noteContact(err)
 			return l, err
 		},
-		WatchFunc: func(opts metav1.ListOptions) (watch.Interface, error) {
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 			opts.FieldSelector = selector
 			opts.Watch = true
 			w, err := p.client.Get().Namespace(p.ns).Resource("pods").
-				VersionedParams(&opts, podParams).Watch(context.Background())
+				VersionedParams(&opts, podParams).Watch(ctx)
 			p.noteContact(err)
 			return w, err
 		},
 	}
 	p.informer = cache.NewSharedIndexInformer(lw, &corev1.Pod{}, 0, cache.Indexers{})
-	_ = p.informer.SetWatchErrorHandler(func(_ *cache.Reflector, err error) { p.noteContact(err) })
+	_ = p.informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) { p.noteContact(err) })
 	go func() {
 		defer close(p.done)
-		p.informer.Run(p.stop)
+		p.informer.RunWithContext(p.ctx)
 	}()
 }
 
@@ -201,7 +208,7 @@ func (p *Prober) noteContact(err error) {
 		return
 	}
 	if p.lostSince.IsZero() {
-		p.lostSince = time.Now()
+		p.lostSince = p.now()
 	}
 	p.lastErr = err
 }
@@ -223,14 +230,9 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 		}
 		return probe.Unknown(fmt.Errorf("pod %s: no answer from the API server yet", where))
 	}
-	stale := ""
-	if !lostSince.IsZero() {
-		age := time.Since(lostSince)
-		if age > p.maxStale {
-			return probe.Unknown(fmt.Errorf("API server unreachable for %v (more than maxStalenessSeconds %v): last known status of pod %s is too old: %v",
-				age.Round(time.Second), p.maxStale, where, lastErr))
-		}
-		stale = fmt.Sprintf(" (last known status: API server unreachable for %v: %v)", age.Round(time.Second), lastErr)
+	stale, err := staleness(lostSince, lastErr, p.now(), p.maxStale, where)
+	if err != nil {
+		return probe.Unknown(err)
 	}
 	var pod *corev1.Pod
 	if obj, ok, _ := p.informer.GetStore().GetByKey(where); ok {
@@ -246,15 +248,29 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	return probe.Failure("%s%s", reason, stale)
 }
 
-// Close stops the watch and waits for it. It is safe to call more than once
-// and before any Probe.
+// staleness judges the last known status when the API server has not
+// answered since lostSince (zero: it answers): within maxStale it returns a
+// suffix saying the status is the last known one; after maxStale, an error
+// (the check cannot be evaluated: Unknown, which counts as a failure). It
+// is pure; now is the caller's clock.
+func staleness(lostSince time.Time, lastErr error, now time.Time, maxStale time.Duration, where string) (string, error) {
+	if lostSince.IsZero() {
+		return "", nil
+	}
+	age := now.Sub(lostSince)
+	if age > maxStale {
+		return "", fmt.Errorf("API server unreachable for %v (more than maxStalenessSeconds %v): last known status of pod %s is too old: %v",
+			age.Round(time.Second), maxStale, where, lastErr)
+	}
+	return fmt.Sprintf(" (last known status: API server unreachable for %v: %v)", age.Round(time.Second), lastErr), nil
+}
+
+// Close stops the watch, cancelling any LIST or WATCH in flight, and waits
+// for it. It is safe to call more than once, concurrently, and before any
+// Probe.
 func (p *Prober) Close() error {
 	p.startOnce.Do(func() { close(p.done) }) // never started: nothing to stop
-	select {
-	case <-p.stop:
-	default:
-		close(p.stop)
-	}
+	p.stopOnce.Do(p.cancel)
 	<-p.done
 	return nil
 }
