@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"debug/elf"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -52,9 +53,8 @@ func dockerErr(args ...string) (string, error) {
 // needDocker skips, with the reason, only when `docker info` fails.
 func needDocker(t *testing.T) {
 	t.Helper()
-	if _, err := dockerErr("info", "--format", "{{.ServerVersion}}"); err != nil {
-		t.Skipf("SKIP: no usable Docker engine here (docker info: %v)", err)
-	}
+	_, err := dockerErr("info", "--format", "{{.ServerVersion}}")
+	testutil.Need(t, err == nil, fmt.Sprintf("no usable Docker engine here (docker info: %v)", err), "start the Docker engine")
 }
 
 // isStatic reports whether the ELF file at path has no program
@@ -81,19 +81,28 @@ var (
 // testImage is healthbridge plus a static busybox (sh, httpd, sleep,
 // setsid, …) FROM scratch, built from files on the host: the engine cannot
 // pull anything.
-const testImage = "healthbridge-e2e:test"
+// Tags are unique to this test process, so two runs on one host never
+// collide, and removeTestImages removes them at the end.
+var (
+	testImage   = fmt.Sprintf("healthbridge-e2e:test-%d", os.Getpid())
+	deployImage = fmt.Sprintf("healthbridge:e2e-%d", os.Getpid())
+)
+
+// removeTestImages removes the images this process built, if any. Called
+// from TestMain.
+func removeTestImages() {
+	for _, tag := range []string{testImage, deployImage} {
+		_, _ = dockerErr("rmi", "--force", tag)
+	}
+}
 
 func buildTestImage(t *testing.T) {
 	t.Helper()
 	needDocker(t)
 	imageOnce.Do(func() {
 		bb, err := exec.LookPath("busybox")
-		if err != nil {
-			imageErr = fmt.Errorf("busybox not found (apt-get install busybox-static): %w", err)
-			return
-		}
-		if !isStatic(bb) {
-			imageErr = fmt.Errorf("%s is not a static binary (apt-get install busybox-static)", bb)
+		if err != nil || !isStatic(bb) {
+			imageErr = errNoBusybox
 			return
 		}
 		ctx, err := os.MkdirTemp("", "hb-image")
@@ -102,7 +111,7 @@ func buildTestImage(t *testing.T) {
 			return
 		}
 		defer os.RemoveAll(ctx)
-		for src, dst := range map[string]string{bin(t): "healthbridge", bb: "busybox"} {
+		for src, dst := range map[string]string{testutil.StaticBinary(t, ".."): "healthbridge", bb: "busybox"} {
 			b, err := os.ReadFile(src)
 			if err == nil {
 				err = os.WriteFile(filepath.Join(ctx, dst), b, 0o755)
@@ -124,10 +133,14 @@ ENTRYPOINT ["/healthbridge"]
 		}
 		_, imageErr = dockerErr("build", "-q", "-t", testImage, ctx)
 	})
+	testutil.Need(t, imageErr != errNoBusybox, "no static busybox for the test image", "apt-get install busybox-static")
 	if imageErr != nil {
 		t.Fatal(imageErr)
 	}
 }
+
+// errNoBusybox: the test image needs a static busybox from the host.
+var errNoBusybox = errors.New("no static busybox")
 
 // runContainer starts a detached container and removes it at the end.
 func runContainer(t *testing.T, args ...string) string {
@@ -423,28 +436,28 @@ while true; do if [ -e /tmp/run ]; then (exec httpd -f -p 127.0.0.1:8000 -h /www
 // --help as a non-root user, and is a few MiB.
 func TestDockerProductImage(t *testing.T) {
 	needDocker(t)
-	out, err := exec.Command("../deploy/build-image.sh", "healthbridge:e2e").CombinedOutput()
+	out, err := exec.Command("../deploy/build-image.sh", deployImage).CombinedOutput()
 	if err != nil {
 		t.Fatalf("build-image.sh: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { _, _ = dockerErr("rmi", "healthbridge:e2e") })
+	t.Cleanup(func() { _, _ = dockerErr("rmi", deployImage) })
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
 	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "healthbridge:e2e ") {
+		if strings.HasPrefix(sc.Text(), deployImage+" ") {
 			testutil.Report(t, "image %s", sc.Text())
 		}
 	}
-	if user := docker(t, "image", "inspect", "--format", "{{.Config.User}}", "healthbridge:e2e"); user != "65532:65532" {
+	if user := docker(t, "image", "inspect", "--format", "{{.Config.User}}", deployImage); user != "65532:65532" {
 		t.Fatalf("image user %q", user)
 	}
-	if help := docker(t, "run", "--rm", "healthbridge:e2e", "--help"); help != "" {
+	if help := docker(t, "run", "--rm", deployImage, "--help"); help != "" {
 		t.Fatalf("--help wrote to stdout: %q", help)
 	}
-	helpErr, err := exec.Command("docker", "run", "--rm", "healthbridge:e2e", "--help").CombinedOutput()
+	helpErr, err := exec.Command("docker", "run", "--rm", deployImage, "--help").CombinedOutput()
 	if err != nil || !strings.Contains(string(helpErr), "Usage:") {
 		t.Fatalf("--help: %v %s", err, helpErr)
 	}
 	// Its own HEALTHCHECK turns healthy.
-	id := runContainer(t, "--network", "none", "--health-interval", "1s", "healthbridge:e2e")
+	id := runContainer(t, "--network", "none", "--health-interval", "1s", deployImage)
 	waitHealth(t, id, "healthy", 20*time.Second)
 }

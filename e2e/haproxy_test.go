@@ -24,6 +24,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	stopKube()
+	removeTestImages()
 	testutil.Cleanup()
 	os.Exit(code)
 }
@@ -105,12 +106,7 @@ type haproxy struct {
 func startHAProxy(t *testing.T, backend string) *haproxy {
 	t.Helper()
 	bin, err := exec.LookPath("haproxy")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("haproxy is not installed (.ci/run installs it)")
-		}
-		t.Skip("haproxy is not installed: apt-get install -y haproxy")
-	}
+	testutil.Need(t, err == nil, "haproxy is not installed", "apt-get install -y haproxy")
 	dir := t.TempDir()
 	h := &haproxy{sock: filepath.Join(dir, "admin.sock"), frontend: testutil.FreePort(t), out: &strings.Builder{}}
 	cfg := fmt.Sprintf(`global

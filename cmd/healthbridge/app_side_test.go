@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"healthbridge/internal/testutil"
 	"io"
 	"net/http"
 	"os"
@@ -51,9 +52,7 @@ type pyWriter struct {
 func newPyWriter(t *testing.T, rundir, unit string) *pyWriter {
 	t.Helper()
 	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed")
-	}
+	testutil.Need(t, err == nil, "python3 is not installed", "apt-get install -y python3")
 	clients, _ := filepath.Abs("../../clients/python")
 	cmd := exec.Command(py, "testdata/liveness_driver.py", clients, rundir, unit)
 	in, _ := cmd.StdinPipe()

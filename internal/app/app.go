@@ -190,7 +190,9 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 		go proc.Reap(bg, s.log)
 	}
 	s.sched.Start(bg)
-	serveErr := make(chan error, 2)
+	// One slot per server that may send (public, admin, agent), so none
+	// blocks after Run has stopped reading.
+	serveErr := make(chan error, 3)
 	go func() { serveErr <- s.srv.Serve(s.ln) }()
 	if s.adminSrv != nil {
 		go func() { serveErr <- s.adminSrv.Serve(s.adminLn) }()

@@ -24,18 +24,19 @@ type Agent struct {
 	expose     bool
 	warnWeight int
 
-	// mu guards ln and conns.
-	mu    sync.Mutex
-	ln    net.Listener
-	wg    sync.WaitGroup
-	conns map[net.Conn]struct{}
+	// mu guards ln and closed, and orders wg.Add before Close's wg.Wait:
+	// no answer starts once closed is set.
+	mu     sync.Mutex
+	ln     net.Listener
+	closed bool
+	wg     sync.WaitGroup // answers in flight
 }
 
 // NewAgent returns an agent reporting scope's verdict from store. expose
 // adds the failing check and its output after '#'; warnWeight (1-100, 0
 // off) is the weight reported while passing with a warning.
 func NewAgent(store *state.Store, scope state.Scope, expose bool, warnWeight int) *Agent {
-	return &Agent{store: store, scope: scope, expose: expose, warnWeight: warnWeight, conns: map[net.Conn]struct{}{}}
+	return &Agent{store: store, scope: scope, expose: expose, warnWeight: warnWeight}
 }
 
 // AgentLine is the agent's answer for a snapshot, newline included:
@@ -90,6 +91,11 @@ const maxAgentReason = 200
 // Serve answers connections on ln until Close. It returns nil after Close.
 func (a *Agent) Serve(ln net.Listener) error {
 	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		_ = ln.Close()
+		return nil
+	}
 	a.ln = ln
 	a.mu.Unlock()
 	for {
@@ -105,7 +111,11 @@ func (a *Agent) Serve(ln net.Listener) error {
 			return err
 		}
 		a.mu.Lock()
-		a.conns[c] = struct{}{}
+		if a.closed {
+			a.mu.Unlock()
+			_ = c.Close()
+			return nil
+		}
 		a.wg.Add(1)
 		a.mu.Unlock()
 		go a.answer(c)
@@ -115,9 +125,6 @@ func (a *Agent) Serve(ln net.Listener) error {
 func (a *Agent) answer(c net.Conn) {
 	defer func() {
 		c.Close()
-		a.mu.Lock()
-		delete(a.conns, c)
-		a.mu.Unlock()
 		a.wg.Done()
 	}()
 	_ = c.SetDeadline(time.Now().Add(agentDeadline))
@@ -135,13 +142,15 @@ func (a *Agent) answer(c net.Conn) {
 }
 
 // Close stops accepting and waits for the answers in flight (each bounded
-// by a 2 s deadline).
+// by a 2 s deadline). It is safe to call more than once, and before Serve
+// (which then returns nil at once).
 func (a *Agent) Close() error {
 	a.mu.Lock()
 	var err error
-	if a.ln != nil {
+	if a.ln != nil && !a.closed {
 		err = a.ln.Close()
 	}
+	a.closed = true
 	a.mu.Unlock()
 	a.wg.Wait()
 	return err

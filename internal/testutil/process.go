@@ -21,51 +21,80 @@ import (
 )
 
 var (
-	buildOnce sync.Once
-	buildBin  string
-	buildErr  error
+	buildOnce  sync.Once
+	buildBin   string
+	buildErr   error
+	staticOnce sync.Once
+	staticBin  string
+	staticErr  error
 )
 
 // Binary returns the path of healthbridge built from moduleRoot, building
-// it on the first call in this test process. Call Cleanup from TestMain
-// after m.Run.
+// it on the first call in this test process. When the tests run with
+// -race, so is the binary (it then needs cgo and is dynamically linked):
+// a data race in the real process fails the test that started it. Call
+// Cleanup from TestMain after m.Run.
 func Binary(t *testing.T, moduleRoot string) string {
 	t.Helper()
-	// `go test` caches a package's result keyed on the files the test
-	// process opens or stats while tests run; the binary comes from a child
-	// `go build`, so stat its sources here, or an edit would be served a
-	// stale "ok" from the cache.
-	_ = filepath.WalkDir(moduleRoot, func(path string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "go.mod") || strings.HasSuffix(path, "go.sum")) {
-			_, _ = os.Stat(path)
-		}
-		return nil
-	})
-	buildOnce.Do(func() { buildBin, buildErr = build(moduleRoot) })
+	statSources(moduleRoot)
+	buildOnce.Do(func() { buildBin, buildErr = build(moduleRoot, raceEnabled) })
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return buildBin
 }
 
-// Cleanup removes the binary Binary built, if any.
+// StaticBinary returns the path of a static healthbridge (CGO_ENABLED=0,
+// no race detector) built from moduleRoot, for a FROM scratch image.
+func StaticBinary(t *testing.T, moduleRoot string) string {
+	t.Helper()
+	statSources(moduleRoot)
+	staticOnce.Do(func() { staticBin, staticErr = build(moduleRoot, false) })
+	if staticErr != nil {
+		t.Fatal(staticErr)
+	}
+	return staticBin
+}
+
+// statSources stats every source of the module. `go test` caches a
+// package's result keyed on the files the test process opens or stats
+// while tests run; the binary comes from a child `go build`, so stat its
+// sources here, or an edit would be served a stale "ok" from the cache.
+func statSources(moduleRoot string) {
+	_ = filepath.WalkDir(moduleRoot, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "go.mod") || strings.HasSuffix(path, "go.sum")) {
+			_, _ = os.Stat(path)
+		}
+		return nil
+	})
+}
+
+// Cleanup removes the binaries Binary and StaticBinary built, if any.
 func Cleanup() {
-	if buildBin != "" {
-		os.RemoveAll(filepath.Dir(buildBin))
+	for _, b := range []string{buildBin, staticBin} {
+		if b != "" {
+			os.RemoveAll(filepath.Dir(b))
+		}
 	}
 }
 
 // build compiles ./cmd/healthbridge of moduleRoot into a new temporary
-// directory.
-func build(moduleRoot string) (string, error) {
+// directory, with the race detector when race is set.
+func build(moduleRoot string, race bool) (string, error) {
 	dir, err := os.MkdirTemp("", "healthbridge-test")
 	if err != nil {
 		return "", err
 	}
 	bin := filepath.Join(dir, "healthbridge")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/healthbridge")
+	args := []string{"build", "-o", bin}
+	env := append(os.Environ(), "CGO_ENABLED=0")
+	if race {
+		args = append(args, "-race")
+		env = append(os.Environ(), "CGO_ENABLED=1")
+	}
+	cmd := exec.Command("go", append(args, "./cmd/healthbridge")...)
 	cmd.Dir = moduleRoot
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
@@ -84,6 +113,9 @@ type Process struct {
 	mu     sync.Mutex
 	stderr strings.Builder
 }
+
+// raceWarning starts the race detector's report in a -race binary's stderr.
+const raceWarning = "WARNING: DATA RACE"
 
 var addrRE = regexp.MustCompile(`msg=serving addr=(\S+)`)
 
@@ -137,6 +169,9 @@ func start(t *testing.T, port int, env []string, bin string, args ...string) *Pr
 	t.Cleanup(func() {
 		_ = p.Cmd.Process.Kill()
 		<-p.Done
+		if strings.Contains(p.Logs(), raceWarning) {
+			t.Errorf("the race detector found a data race in healthbridge")
+		}
 		if t.Failed() {
 			t.Logf("healthbridge stderr:\n%s", p.Logs())
 		}
@@ -229,6 +264,9 @@ func Run(t *testing.T, bin string, args ...string) (int, string, string) {
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	if strings.Contains(errb.String(), raceWarning) {
+		t.Errorf("the race detector found a data race in healthbridge:\n%s", errb.String())
+	}
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()

@@ -1,0 +1,102 @@
+package app
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"healthbridge/internal/config"
+)
+
+// TestRunServesAndStopsCleanly runs a whole sidecar in this process (so the
+// race detector sees it): an exec check, a ttl check with its admin port
+// and the HAProxy agent, then SIGTERM's path: Run returns nil and every
+// listener is closed.
+func TestRunServesAndStopsCleanly(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+listen: 127.0.0.1:0
+adminListen: 127.0.0.1:0
+agent: {listen: "127.0.0.1:0"}
+checks:
+  - name: cmd
+    exec: {command: ["true"]}
+    periodSeconds: 1
+  - name: beat
+    roles: [readiness]
+    ttl: {seconds: 30}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := Build(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + sc.ln.Addr().String()
+	admin := "http://" + sc.adminLn.Addr().String()
+	agent := sc.agentLn.Addr().String()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sc.Run(ctx, nil) }()
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	waitFor := func(path string, code int) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if c, _ := get(path); c == code {
+				return
+			}
+			if time.Now().After(deadline) {
+				c, b := get(path)
+				t.Fatalf("%s: %d %q, want %d", path, c, b, code)
+			}
+		}
+	}
+	waitFor("/livez", 200)
+	if c, _ := get("/readyz"); c != 503 {
+		t.Fatalf("readyz before any push: %d", c)
+	}
+	resp, err := http.Post(admin+"/checks/beat/pass", "text/plain", strings.NewReader("alive"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	waitFor("/readyz", 200)
+	c, err := net.Dial("tcp", agent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _ := io.ReadAll(c)
+	c.Close()
+	if string(line) != "up ready\n" {
+		t.Fatalf("agent: %q", line)
+	}
+
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	for _, addr := range []string{sc.ln.Addr().String(), sc.adminLn.Addr().String(), agent} {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts after Run returned", addr)
+		}
+	}
+}

@@ -1,0 +1,6 @@
+//go:build !race
+
+package testutil
+
+// raceEnabled: these tests run without -race.
+const raceEnabled = false
