@@ -450,12 +450,9 @@ func TestDockerProductImage(t *testing.T) {
 	if user := docker(t, "image", "inspect", "--format", "{{.Config.User}}", deployImage); user != "65532:65532" {
 		t.Fatalf("image user %q", user)
 	}
-	if help := docker(t, "run", "--rm", deployImage, "--help"); help != "" {
-		t.Fatalf("--help wrote to stdout: %q", help)
-	}
-	helpErr, err := exec.Command("docker", "run", "--rm", deployImage, "--help").CombinedOutput()
-	if err != nil || !strings.Contains(string(helpErr), "Usage:") {
-		t.Fatalf("--help: %v %s", err, helpErr)
+	// Help that was asked for goes to stdout, with exit 0.
+	if help := docker(t, "run", "--rm", deployImage, "--help"); !strings.Contains(help, "Usage:") {
+		t.Fatalf("--help on stdout: %q", help)
 	}
 	// Its own HEALTHCHECK turns healthy.
 	id := runContainer(t, "--network", "none", "--health-interval", "1s", deployImage)

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -45,7 +46,7 @@ Usage:
   healthbridge [flags] --config FILE       run the checks in FILE and serve their results
   healthbridge serve [flags] --config FILE (the same)
   healthbridge validate FILE               check a config file: exit 0, or print every error and exit 2
-  healthbridge probe URL|tcp|rundir|exec …  probe once: exit 0 healthy, 1 unhealthy (a HEALTHCHECK command)
+  healthbridge probe URL|tcp|grpc|rundir|exec …  probe once: exit 0 healthy, 1 unhealthy (a HEALTHCHECK command)
   healthbridge check --config FILE [--role R]  run every check of FILE once
   healthbridge version                     print the version
   healthbridge -cmd "ls /tmp/x" [-url /healthz] [-period 2s] [-latency 30s] [-port 8080] [-quiet] [-output]
@@ -89,6 +90,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "version", "--version", "-version":
 			fmt.Fprintln(stdout, "healthbridge", app.Version)
 			return exitOK
+		case "help", "--help", "-help", "-h":
+			// Asked for: the usage goes to stdout and the exit is 0.
+			fs := newFlagSet("healthbridge")
+			new(globalFlags).register(fs)
+			printUsage(stdout, fs)
+			return exitOK
 		}
 	}
 	if ex := compat.ExechealthzFlags(args); len(ex) > 0 {
@@ -96,7 +103,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "healthbridge:", err)
 			return exitUsage
 		}
-		return exechealthz(args, stderr)
+		return exechealthz(args, stdout, stderr)
 	}
 	return serve(args, stdout, stderr)
 }
@@ -137,25 +144,45 @@ func exechealthzMix(args, ex []string) error {
 	return nil
 }
 
-func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+// newFlagSet returns a flag set that prints nothing by itself: parse
+// reports errors and help.
+func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
+	fs.SetOutput(io.Discard)
 	return fs
+}
+
+// printUsage writes the usage text and fs's flags to w.
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, usage)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// parse parses args into fs. It returns -1 to go on, or the exit code:
+// exitOK after printing the usage to stdout for -h/--help (asked for),
+// exitUsage after printing the error to stderr.
+func parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return -1
+	case errors.Is(err, flag.ErrHelp):
+		printUsage(stdout, fs)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "%s: %v (see --help)\n", fs.Name(), err)
+		return exitUsage
+	}
 }
 
 func serve(args []string, stdout, stderr io.Writer) int {
 	var g globalFlags
-	fs := newFlagSet("healthbridge", stderr)
+	fs := newFlagSet("healthbridge")
 	g.register(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code := parse(fs, args, stdout, stderr); code >= 0 {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "healthbridge: unexpected argument %q\n", fs.Arg(0))
@@ -215,12 +242,12 @@ func httpHealthcheck(g globalFlags, stderr io.Writer) int {
 	}, g, stderr)
 }
 
-func exechealthz(args []string, stderr io.Writer) int {
+func exechealthz(args []string, stdout, stderr io.Writer) int {
 	var g globalFlags
-	e, err := compat.ParseExechealthz(args, stderr, g.register)
+	e, err := compat.ParseExechealthz(args, stdout, g.register)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
+			return exitOK // the flag set printed its usage to stdout
 		}
 		fmt.Fprintln(stderr, "healthbridge:", err)
 		return exitUsage
@@ -289,9 +316,9 @@ func signalContext() (context.Context, <-chan struct{}) {
 }
 
 func validate(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("healthbridge validate", stderr)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	fs := newFlagSet("healthbridge validate")
+	if code := parse(fs, args, stdout, stderr); code >= 0 {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "usage: healthbridge validate FILE")
@@ -307,10 +334,16 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// printErrors prints each line of a (joined) error prefixed with where.
+// printErrors prints each line of a (joined) error prefixed with where,
+// and a hint when the error is a file healthbridge may not read: its image
+// runs as uid 65532, and a config mounted readable only by root fails.
 func printErrors(w io.Writer, where string, err error) {
 	for _, line := range strings.Split(err.Error(), "\n") {
 		fmt.Fprintf(w, "%s: %s\n", where, line)
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		fmt.Fprintf(w, "%s: hint: healthbridge runs as uid %d, gid %d: make the file readable by it (a Kubernetes ConfigMap or Secret volume: defaultMode: 0444, or the pod's fsGroup)\n",
+			where, os.Getuid(), os.Getgid())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -253,5 +254,58 @@ func TestProxyVariablesIgnored(t *testing.T) {
 	code, body := p.WaitFor(t, "/readyz/web", func(code int, body string) bool { return strings.Contains(body, "unhealthy") || code == 200 })
 	if code == 200 || proxied.Load() != 0 {
 		t.Fatalf("the probe went through the proxy (%d requests): %d %q", proxied.Load(), code, body)
+	}
+}
+
+// TestHelpIsAnswerNotError: help that was asked for, in any of its forms,
+// goes to stdout with exit 0; a bad flag is a usage error on stderr.
+func TestHelpIsAnswerNotError(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"serve", "--help"}, {"validate", "--help"},
+		{"check", "--help"}, {"probe", "--help"}, {"-cmd", "true", "--help"}} {
+		code, stdout, stderr := runBinary(t, args...)
+		if code != 0 || !strings.Contains(stdout, "Usage") || stderr != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
+		}
+	}
+	code, stdout, _ := runBinary(t, "--help")
+	if code != 0 || !strings.Contains(stdout, "probe URL|tcp|grpc|rundir|exec") {
+		t.Errorf("usage omits a probe kind: %q", stdout)
+	}
+	code, _, stderr := runBinary(t, "probe", "tcp", "127.0.0.1:1", "--timeout", "5")
+	if code != 2 || !strings.Contains(stderr, `a duration needs a unit: write "5s"`) {
+		t.Errorf("--timeout 5: exit %d, %q", code, stderr)
+	}
+	if code, stdout, stderr := runBinary(t, "validate", "--bogus"); code != 2 || stdout != "" || !strings.Contains(stderr, "-bogus") {
+		t.Errorf("validate --bogus: exit %d %q %q", code, stdout, stderr)
+	}
+}
+
+// TestUnreadableConfigHint: a config readable only by root, read as the
+// image's uid 65532, fails with a hint that says why.
+func TestUnreadableConfigHint(t *testing.T) {
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil || os.Getuid() != 0 {
+		t.Skip("SKIP: needs root and setpriv (util-linux) to read the file as another user")
+	}
+	dir, err := os.MkdirTemp("", "hb-perm") // t.TempDir's parents are not searchable by others
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(cfg, []byte("checks: [{name: a, tcpSocket: {port: 1}}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := bin(t)
+	if err := os.Chmod(filepath.Dir(b), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(setpriv, "--reuid", "65532", "--regid", "65532", "--clear-groups", b, "validate", cfg).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "permission denied") ||
+		!strings.Contains(string(out), "hint: healthbridge runs as uid 65532") {
+		t.Fatalf("%v: %s", err, out)
 	}
 }

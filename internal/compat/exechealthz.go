@@ -87,10 +87,12 @@ type URLCmd struct {
 // ParseExechealthz parses exechealthz's flags. -url and -cmd may repeat and
 // pair up in order (the later exechealthz); a lone -cmd serves /healthz.
 // extra, when not nil, registers the caller's own flags on the same set.
-func ParseExechealthz(args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*Exechealthz, error) {
+// For -h or --help the flags are printed to help and flag.ErrHelp is
+// returned; other errors are returned unprinted.
+func ParseExechealthz(args []string, help io.Writer, extra func(*flag.FlagSet)) (*Exechealthz, error) {
 	e := &Exechealthz{}
 	fs := flag.NewFlagSet("healthbridge (exechealthz mode)", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
 	if extra != nil {
 		extra(fs)
 	}
@@ -109,6 +111,11 @@ func ParseExechealthz(args []string, stderr io.Writer, extra func(*flag.FlagSet)
 		return nil
 	})
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(help, "Usage: healthbridge -cmd \"COMMAND\" [-url /healthz] [-period 2s] [-latency 30s] [-port 8080] [-quiet] [-output]")
+			fs.SetOutput(help)
+			fs.PrintDefaults()
+		}
 		return nil, err
 	}
 	if fs.NArg() > 0 {

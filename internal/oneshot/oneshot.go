@@ -85,6 +85,16 @@ func (f *headerFlag) Set(s string) error {
 	return nil
 }
 
+// flagHint adds a hint to a flag error where the fix is not obvious: a
+// duration without a unit ("--timeout 5") needs one ("5s").
+func flagHint(err error) string {
+	msg := err.Error()
+	if strings.Contains(msg, "invalid value") && strings.Contains(msg, "parse error") {
+		msg += ` (a duration needs a unit: write "5s", "500ms" or "1m")`
+	}
+	return msg
+}
+
 // Probe runs `healthbridge probe ARGS` and returns the exit code.
 func Probe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("healthbridge probe", flag.ContinueOnError)
@@ -102,13 +112,14 @@ func Probe(args []string, stdout, stderr io.Writer) int {
 	caFile := fs.String("ca", "", "grpc: PEM file of CAs to verify the server with")
 	serverName := fs.String("server-name", "", "grpc: name to verify in the server's certificate")
 	usage := func(err error) int {
-		if err != nil && !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "healthbridge probe:", err)
-		}
-		fmt.Fprint(stderr, probeUsage)
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, probeUsage) // asked for: stdout, exit 0
 			return ExitHealthy
 		}
+		if err != nil {
+			fmt.Fprintln(stderr, "healthbridge probe:", flagHint(err))
+		}
+		fmt.Fprint(stderr, probeUsage)
 		return ExitUsage
 	}
 
@@ -259,14 +270,16 @@ func Check(args []string, stdout, stderr io.Writer) int {
 	roleName := fs.String("role", "", "only checks with this role")
 	verbose := fs.Bool("v", false, "print every check's result")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *file == "" {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, checkUsage) // asked for: stdout, exit 0
+			return ExitHealthy
+		}
 		if err == nil && fs.NArg() > 0 {
 			err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
 		} else if err == nil {
 			err = errors.New("--config FILE is required")
 		}
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "healthbridge check:", err)
-		}
+		fmt.Fprintln(stderr, "healthbridge check:", flagHint(err))
 		fmt.Fprint(stderr, checkUsage)
 		return ExitUsage
 	}
