@@ -1,14 +1,32 @@
 #!/usr/bin/env bash
-# build-image.sh [TAG] - build healthbridge's FROM-scratch image.
+# build-image.sh [--exechealthz] [TAG] - build healthbridge's FROM-scratch image.
 # The binary is built on the host (static, CGO_ENABLED=0) and copied in,
 # because the engine cannot pull a Go image. Prints the image's size.
+#   --exechealthz  the exechealthz drop-in variant: adds a static busybox
+#                  (sh and its applets, from Debian's busybox-static) for -cmd.
 set -euo pipefail
+variant=default
+if [ "${1:-}" = "--exechealthz" ]; then
+  variant=exechealthz
+  shift
+fi
 tag=${1:-healthbridge:latest}
 root=$(cd "$(dirname "$0")/.." && pwd)
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$ctx/healthbridge" ./cmd/healthbridge)
-cp "$root/deploy/Dockerfile" "$root/deploy/healthbridge.yaml" "$ctx/"
+if [ "$variant" = exechealthz ]; then
+  bb=$(command -v busybox || true)
+  # ldd fails on a static binary ("not a dynamic executable").
+  if [ -z "$bb" ] || ldd "$bb" >/dev/null 2>&1; then
+    echo "build-image.sh --exechealthz: needs a static busybox on the host (apt-get install busybox-static)" >&2
+    exit 2
+  fi
+  cp "$bb" "$ctx/busybox"
+  cp "$root/deploy/Dockerfile.exechealthz" "$ctx/Dockerfile"
+else
+  cp "$root/deploy/Dockerfile" "$root/deploy/healthbridge.yaml" "$ctx/"
+fi
 docker build -q -t "$tag" "$ctx" >/dev/null
 size=$(docker image inspect "$tag" --format '{{.Size}}')
 echo "$tag $size bytes ($((size / 1024 / 1024)) MiB)"

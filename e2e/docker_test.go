@@ -458,3 +458,44 @@ func TestDockerProductImage(t *testing.T) {
 	id := runContainer(t, "--network", "none", "--health-interval", "1s", deployImage)
 	waitHealth(t, id, "healthy", 20*time.Second)
 }
+
+// TestDockerExechealthzImage: the exechealthz drop-in variant has a shell
+// for -cmd, and follows exechealthz's own walkthrough in a container.
+func TestDockerExechealthzImage(t *testing.T) {
+	needDocker(t)
+	bb, err := exec.LookPath("busybox")
+	testutil.Need(t, err == nil && isStatic(bb), "no static busybox for the exechealthz image", "apt-get install busybox-static")
+	tag := fmt.Sprintf("healthbridge:exechealthz-e2e-%d", os.Getpid())
+	out, err := exec.Command("../deploy/build-image.sh", "--exechealthz", tag).CombinedOutput()
+	if err != nil {
+		t.Fatalf("build-image.sh --exechealthz: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _, _ = dockerErr("rmi", "--force", tag) })
+	testutil.Report(t, "exechealthz image %s", strings.TrimSpace(string(out)))
+	id := runContainer(t, "--network", "none", tag, "-cmd", "ls /tmp/test", "-period", "500ms")
+	get := func() (string, error) {
+		return dockerErr("exec", id, "wget", "-q", "-O", "-", "http://127.0.0.1:8080/healthz")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := get()
+		if err != nil && strings.Contains(err.Error(), "503") {
+			break // unhealthy: /tmp/test does not exist
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never 503 before the file exists: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	docker(t, "exec", id, "touch", "/tmp/test")
+	for {
+		body, err := get()
+		if err == nil && body == "ok" {
+			break
+		}
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatalf("never ok after touch: %q %v", body, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
