@@ -179,8 +179,9 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 }
 
 // Run serves and probes until ctx is done (the signal), then shuts down
-// gracefully: readiness fails at once, the server keeps answering for
-// shutdownDelaySeconds or until hurry is closed (a second signal), then the
+// gracefully: readiness keeps passing for drainDelaySeconds (default 0),
+// then fails, the server keeps answering until shutdownDelaySeconds have
+// passed since the signal or until hurry is closed (a second signal), then the
 // server shuts down and every running probe is cancelled (its process group
 // killed). It returns nil after a clean shutdown, or the server's error.
 func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
@@ -212,25 +213,27 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 	case <-ctx.Done():
 	}
 
+	// drainDelaySeconds with readiness still passing, then the rest of
+	// shutdownDelaySeconds with readiness failing; a second signal (hurry)
+	// skips what is left of both.
+	drain, delay := s.cfg.DrainDelay(), s.cfg.ShutdownDelay()
+	if drain > 0 {
+		s.log.Info("shutting down: readiness passes for the drain delay", "drain_delay", drain)
+	}
+	hurried, err := s.wait(drain, hurry, serveErr)
+	if err != nil {
+		return err
+	}
 	s.store.SetShuttingDown()
-	delay := s.cfg.ShutdownDelay()
-	s.log.Info("shutting down: readiness now fails", "delay", delay)
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-hurry:
-			t.Stop()
-		case err := <-serveErr:
-			t.Stop()
-			s.sched.Stop()
-			closeAll(s.closers)
-			return fmt.Errorf("serve: %w", err)
+	s.log.Info("shutting down: readiness now fails", "delay", delay-drain)
+	if !hurried {
+		if _, err := s.wait(delay-drain, hurry, serveErr); err != nil {
+			return err
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	err := s.srv.Shutdown(sctx)
+	err = s.srv.Shutdown(sctx)
 	if s.adminSrv != nil {
 		err = errors.Join(err, s.adminSrv.Shutdown(sctx))
 	}
@@ -244,6 +247,27 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 	}
 	s.log.Info("stopped")
 	return nil
+}
+
+// wait waits d (nothing when d <= 0), or until hurry is closed (then it
+// reports true), or until a server fails (then it stops the checks and
+// returns the error).
+func (s *Sidecar) wait(d time.Duration, hurry <-chan struct{}, serveErr <-chan error) (bool, error) {
+	if d <= 0 {
+		return false, nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return false, nil
+	case <-hurry:
+		return true, nil
+	case err := <-serveErr:
+		s.sched.Stop()
+		closeAll(s.closers)
+		return false, fmt.Errorf("serve: %w", err)
+	}
 }
 
 func closeAll(cs []io.Closer) {

@@ -100,3 +100,65 @@ checks:
 		}
 	}
 }
+
+// TestDrainDelayKeepsReadinessThenFails: after the signal, readiness keeps
+// passing for drainDelaySeconds (never less: a lower bound cannot race),
+// then fails while the server still answers, within shutdownDelaySeconds.
+func TestDrainDelayKeepsReadinessThenFails(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+listen: 127.0.0.1:0
+shutdownDelaySeconds: 4
+drainDelaySeconds: 2
+checks:
+  - name: cmd
+    exec: {command: ["true"]}
+    periodSeconds: 1
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := Build(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + sc.ln.Addr().String()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sc.Run(ctx, nil) }()
+	code := func(path string) int {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for deadline := time.Now().Add(15 * time.Second); code("/readyz") != 200; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("never ready")
+		}
+	}
+	signalled := time.Now()
+	stop()
+	for code("/readyz") == 200 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	failedAfter := time.Since(signalled)
+	if failedAfter < 2*time.Second {
+		t.Fatalf("readiness failed %v after the signal, before drainDelaySeconds", failedAfter)
+	}
+	if c := code("/livez"); c != 200 {
+		t.Fatalf("/livez during the shutdown delay: %d", c)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	if took := time.Since(signalled); took < 4*time.Second {
+		t.Fatalf("stopped %v after the signal, before shutdownDelaySeconds", took)
+	}
+}

@@ -42,6 +42,13 @@ type Config struct {
 	// after SIGTERM while /readyz already fails, so load balancers notice
 	// before the listener closes. Default 0.
 	ShutdownDelaySeconds int32 `json:"shutdownDelaySeconds,omitempty"`
+	// DrainDelaySeconds is how long, in seconds, readiness keeps passing
+	// after SIGTERM before it starts failing: with Kubernetes' terminating
+	// endpoints (KEP-1669) the endpoint is already out of rotation, and a
+	// readiness failure at once is only alert noise. It counts within
+	// shutdownDelaySeconds, which still bounds the whole: at most that.
+	// Default 0: readiness fails at once.
+	DrainDelaySeconds int32 `json:"drainDelaySeconds,omitempty"`
 	// ExposeOutput shows probe output in HTTP bodies. Default false: output
 	// may hold secrets, so bodies say "reason withheld" (as kube-apiserver);
 	// it is always logged.
@@ -307,6 +314,9 @@ func (c *Config) HasKind(k Kind) bool {
 
 // ShutdownDelay is shutdownDelaySeconds as a duration.
 func (c *Config) ShutdownDelay() time.Duration { return seconds(c.ShutdownDelaySeconds) }
+
+// DrainDelay is drainDelaySeconds as a duration.
+func (c *Config) DrainDelay() time.Duration { return seconds(c.DrainDelaySeconds) }
 
 func seconds(n int32) time.Duration { return time.Duration(n) * time.Second }
 

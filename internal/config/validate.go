@@ -51,6 +51,11 @@ func (c *Config) Validate() error {
 	if c.ShutdownDelaySeconds < 0 {
 		add("shutdownDelaySeconds", "must be >= 0")
 	}
+	if c.DrainDelaySeconds < 0 {
+		add("drainDelaySeconds", "must be >= 0")
+	} else if c.DrainDelaySeconds > max(c.ShutdownDelaySeconds, 0) {
+		add("drainDelaySeconds", "must not exceed shutdownDelaySeconds (%d), which bounds the whole shutdown, got %d", c.ShutdownDelaySeconds, c.DrainDelaySeconds)
+	}
 	if c.FailureStatusCode < 400 || c.FailureStatusCode > 599 {
 		add("failureStatusCode", "must be 400-599 (a load balancer reads anything below 400 as healthy)")
 	}
