@@ -1,11 +1,14 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -153,4 +156,38 @@ func TestCheckConfigOnce(t *testing.T) {
 		t.Fatalf("bad config: %d %q", code, stderr)
 	}
 	_ = os.Remove(bad)
+}
+
+// TestProbeHTTPSFlags: the one-shot client verifies certificates as curl
+// does; --ca trusts a private CA, --insecure skips verification, and
+// --cert/--key present a client certificate.
+func TestProbeHTTPSFlags(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := testutil.SelfSigned(t, dir, "server.test")
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pem, _ := os.ReadFile(cert)
+	pool.AppendCertsFromPEM(pem)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	for _, tt := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"--cert", cert, "--key", key}, 1}, // unknown authority
+		{[]string{"--ca", cert}, 1},                 // no client certificate
+		{[]string{"--ca", cert, "--cert", cert, "--key", key}, 0},
+		{[]string{"--insecure", "--cert", cert, "--key", key}, 0},
+		{[]string{"--ca", filepath.Join(dir, "missing.pem")}, 2},
+	} {
+		code, _, stderr := runBinary(t, append([]string{"probe", srv.URL + "/"}, tt.args...)...)
+		if code != tt.code {
+			t.Errorf("%q: exit %d, want %d (%s)", tt.args, code, tt.code, stderr)
+		}
+	}
 }

@@ -118,6 +118,9 @@ type Check struct {
 	// Default 0: off, every non-zero exit is a failure (modern Docker).
 	StartingExitCode int32 `json:"startingExitCode,omitempty"`
 
+	// HTTPGet is the kubelet's httpGet probe plus TLS options. It shadows
+	// corev1.Probe's httpGet field.
+	HTTPGet *HTTPGetAction `json:"httpGet,omitempty"`
 	// GRPC is the kubelet's gRPC probe, grpc.health.v1.Health/Check, plus a
 	// host and optional TLS. It shadows corev1.Probe's grpc field.
 	GRPC *GRPCAction `json:"grpc,omitempty"`
@@ -137,6 +140,18 @@ type Check struct {
 	TimeoutOverride time.Duration `json:"-"`
 }
 
+// HTTPGetAction is an httpGet check: the kubelet's HTTPGetAction (path,
+// port, host, scheme, httpHeaders; host defaults to 127.0.0.1) plus TLS
+// options, which the kubelet lacks. It shadows corev1.Probe's httpGet.
+type HTTPGetAction struct {
+	corev1.HTTPGetAction `json:",inline"`
+	// TLS, for scheme HTTPS, verifies the server (with caFile, serverName)
+	// and may present a client certificate (certFile, keyFile); with
+	// insecureSkipVerify: true it only does the latter. Default (no tls):
+	// the certificate is not verified, as the kubelet.
+	TLS *TLS `json:"tls,omitempty"`
+}
+
 // GRPCAction is a grpc check: the fields of the kubelet's GRPCAction (port,
 // service) plus host and TLS, which the kubelet lacks.
 type GRPCAction struct {
@@ -149,11 +164,12 @@ type GRPCAction struct {
 	Service *string `json:"service,omitempty"`
 	// TLS, when set, dials with TLS instead of plaintext (the kubelet only
 	// speaks plaintext).
-	TLS *GRPCTLS `json:"tls,omitempty"`
+	TLS *TLS `json:"tls,omitempty"`
 }
 
-// GRPCTLS configures TLS for a grpc check.
-type GRPCTLS struct {
+// TLS configures a probe's TLS client (grpc.tls, httpGet.tls): the
+// server's certificate is verified unless InsecureSkipVerify.
+type TLS struct {
 	// InsecureSkipVerify skips verification of the server's certificate.
 	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
 	// CAFile is a PEM bundle to verify the server with; default the system

@@ -28,6 +28,7 @@ import (
 	"healthbridge/internal/probe/kinds"
 	"healthbridge/internal/probe/rundir"
 	"healthbridge/internal/probe/tcp"
+	"healthbridge/internal/tlsclient"
 )
 
 // Exit codes, as Docker's HEALTHCHECK: 0 healthy, 1 unhealthy. 2 is a usage
@@ -45,9 +46,9 @@ const DefaultTimeout = 5 * time.Second
 var UserAgent = "healthbridge"
 
 const probeUsage = `Usage:
-  healthbridge probe http(s)://HOST:PORT/PATH [--header K:V]... [--timeout 5s] [--insecure] [-v]
+  healthbridge probe http(s)://HOST:PORT/PATH [--header K:V]... [--timeout 5s] [--insecure] [--ca FILE] [--server-name N] [--cert FILE --key FILE] [-v]
   healthbridge probe tcp HOST:PORT [--timeout 5s] [-v]
-  healthbridge probe grpc HOST:PORT [--service NAME] [--tls] [--insecure] [--ca FILE] [--server-name N] [-v]
+  healthbridge probe grpc HOST:PORT [--service NAME] [--tls] [--insecure] [--ca FILE] [--server-name N] [--cert FILE --key FILE] [-v]
   healthbridge probe rundir PATH --unit UNIT [--no-pid] [--max-age 30s] [-v]
   healthbridge probe exec [--timeout 5s] [-v] -- COMMAND [ARG]...
 
@@ -101,16 +102,22 @@ func Probe(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	timeout := fs.Duration("timeout", DefaultTimeout, "bound on the whole probe")
 	verbose := fs.Bool("v", false, "print detail, also on success")
-	insecure := fs.Bool("insecure", false, "http, grpc: do not verify the server's certificate")
+	insecure := fs.Bool("insecure", false, "https, grpc: do not verify the server's certificate")
 	headers := &headerFlag{h: http.Header{}}
 	fs.Var(headers, "header", "http: request header Name:Value (repeatable)")
 	unit := fs.String("unit", "", "rundir: the unit name")
 	noPid := fs.Bool("no-pid", false, "rundir: do not check that the pid is a live process")
 	maxAge := fs.Duration("max-age", 0, "rundir: fail a state older than this (0: off)")
 	service := fs.String("service", "", "grpc: the service name sent in HealthCheckRequest")
-	useTLS := fs.Bool("tls", false, "grpc: dial with TLS (implied by --insecure and --ca)")
-	caFile := fs.String("ca", "", "grpc: PEM file of CAs to verify the server with")
-	serverName := fs.String("server-name", "", "grpc: name to verify in the server's certificate")
+	useTLS := fs.Bool("tls", false, "grpc: dial with TLS (implied by --insecure, --ca and --cert)")
+	caFile := fs.String("ca", "", "https, grpc: PEM file of CAs to verify the server with (default: the system's)")
+	serverName := fs.String("server-name", "", "https, grpc: name to verify in the server's certificate")
+	certFile := fs.String("cert", "", "https, grpc: client certificate (PEM), with --key")
+	keyFile := fs.String("key", "", "https, grpc: client key (PEM), with --cert")
+	tlsFlags := func() (*tls.Config, error) {
+		return tlsclient.Config(&config.TLS{InsecureSkipVerify: *insecure, CAFile: *caFile, ServerName: *serverName,
+			CertFile: *certFile, KeyFile: *keyFile}, "tls")
+	}
 	usage := func(err error) int {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, probeUsage) // asked for: stdout, exit 0
@@ -154,7 +161,13 @@ func Probe(args []string, stdout, stderr io.Writer) int {
 		if err != nil || u.Host == "" {
 			return usage(fmt.Errorf("invalid URL %q", kind))
 		}
-		p, what = httpprobe.NewURL(u, httpprobe.Options{Header: headers.h, UserAgent: UserAgent, Insecure: *insecure}), u.String()
+		// Unlike the sidecar's httpGet (the kubelet's rule), the one-shot
+		// client verifies certificates unless told --insecure, as curl.
+		tc, err := tlsFlags()
+		if err != nil {
+			return usage(err)
+		}
+		p, what = httpprobe.NewURL(u, httpprobe.Options{Header: headers.h, UserAgent: UserAgent, TLS: tc}), u.String()
 	case kind == "tcp":
 		if len(pos) != 2 {
 			return usage(errors.New("tcp: want exactly one HOST:PORT"))
@@ -183,8 +196,8 @@ func Probe(args []string, stdout, stderr io.Writer) int {
 			return usage(errors.New("grpc: want exactly one HOST:PORT"))
 		}
 		var tc *tls.Config
-		if *useTLS || *insecure || *caFile != "" {
-			c, err := grpcprobe.TLSConfig(&config.GRPCTLS{InsecureSkipVerify: *insecure, CAFile: *caFile, ServerName: *serverName})
+		if *useTLS || *insecure || *caFile != "" || *certFile != "" {
+			c, err := tlsFlags()
 			if err != nil {
 				return usage(err)
 			}

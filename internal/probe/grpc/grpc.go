@@ -9,10 +9,8 @@ package grpc
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
 
 	"google.golang.org/grpc"
@@ -24,6 +22,7 @@ import (
 
 	"healthbridge/internal/config"
 	"healthbridge/internal/probe"
+	"healthbridge/internal/tlsclient"
 )
 
 // Prober calls Health/Check on a new connection per Probe call, as the
@@ -48,7 +47,7 @@ func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
 	}
 	creds := insecure.NewCredentials()
 	if g.TLS != nil {
-		tc, err := TLSConfig(g.TLS)
+		tc, err := tlsclient.Config(g.TLS, "grpc.tls")
 		if err != nil {
 			return nil, err
 		}
@@ -65,30 +64,6 @@ func NewAddr(addr, service string, tc *tls.Config, userAgent string) *Prober {
 		creds = credentials.NewTLS(tc)
 	}
 	return &Prober{addr: addr, service: service, creds: creds, ua: userAgent}
-}
-
-// TLSConfig builds a client TLS config from t. Errors name the field.
-func TLSConfig(t *config.GRPCTLS) (*tls.Config, error) {
-	tc := &tls.Config{InsecureSkipVerify: t.InsecureSkipVerify, ServerName: t.ServerName} //nolint:gosec // asked for by the config
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, config.Errorf("grpc.tls.caFile", "%v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, config.Errorf("grpc.tls.caFile", "%s: no PEM certificates", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, config.Errorf("grpc.tls.certFile", "%v", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // Probe dials, calls Check and judges the answer.

@@ -2,17 +2,9 @@ package grpc
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,7 +25,7 @@ func serve(t *testing.T, withHealth bool, opts ...grpc.ServerOption) (string, *h
 	return testutil.GRPCServer(t, withHealth, opts...)
 }
 
-func check(t *testing.T, addr, service string, tlsCfg *config.GRPCTLS, timeout time.Duration) probe.Result {
+func check(t *testing.T, addr, service string, tlsCfg *config.TLS, timeout time.Duration) probe.Result {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(addr)
 	n, _ := net.LookupPort("tcp", port)
@@ -99,9 +91,9 @@ func TestGRPCTimeoutBoundsDialAndCall(t *testing.T) {
 	}
 }
 
-func TestGRPCTLS(t *testing.T) {
+func TestTLS(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := selfSigned(t, dir)
+	certFile, keyFile := testutil.SelfSigned(t, dir, "healthbridge.test")
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -109,13 +101,13 @@ func TestGRPCTLS(t *testing.T) {
 	addr, _ := serve(t, true, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
 	tests := []struct {
 		name string
-		tls  *config.GRPCTLS
+		tls  *config.TLS
 		want probe.Outcome
 	}{
 		{"plaintext to a TLS server", nil, probe.OutcomeFailure},
-		{"unverified", &config.GRPCTLS{InsecureSkipVerify: true}, probe.OutcomeSuccess},
-		{"verified with caFile", &config.GRPCTLS{CAFile: certFile, ServerName: "healthbridge.test"}, probe.OutcomeSuccess},
-		{"unknown authority", &config.GRPCTLS{ServerName: "healthbridge.test"}, probe.OutcomeFailure},
+		{"unverified", &config.TLS{InsecureSkipVerify: true}, probe.OutcomeSuccess},
+		{"verified with caFile", &config.TLS{CAFile: certFile, ServerName: "healthbridge.test"}, probe.OutcomeSuccess},
+		{"unknown authority", &config.TLS{ServerName: "healthbridge.test"}, probe.OutcomeFailure},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,31 +116,8 @@ func TestGRPCTLS(t *testing.T) {
 			}
 		})
 	}
-	c := &config.Check{GRPC: &config.GRPCAction{Port: 1, TLS: &config.GRPCTLS{CAFile: filepath.Join(dir, "missing.pem")}}}
+	c := &config.Check{GRPC: &config.GRPCAction{Port: 1, TLS: &config.TLS{CAFile: filepath.Join(dir, "missing.pem")}}}
 	if _, err := New(c, probe.Deps{}); err == nil || !strings.HasPrefix(err.Error(), "grpc.tls.caFile: ") {
 		t.Fatalf("missing caFile: %v", err)
 	}
-}
-
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "healthbridge.test"},
-		DNSNames: []string{"healthbridge.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IsCA: true, BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
-	return certFile, keyFile
 }

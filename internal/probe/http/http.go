@@ -2,7 +2,8 @@
 // (pkg/probe/http):
 //
 //   - a status of 200-399 is success, anything else a failure;
-//   - HTTPS does not verify certificates;
+//   - HTTPS does not verify certificates (unless httpGet.tls says so:
+//     caFile, serverName, a client certificate);
 //   - redirects are followed only to the same host, at most 10; a redirect to
 //     another host is not followed and the 3xx itself is judged (a success
 //     with a warning, as the kubelet); more than 10 (a loop) is a failure;
@@ -29,6 +30,7 @@ import (
 
 	"healthbridge/internal/config"
 	"healthbridge/internal/probe"
+	"healthbridge/internal/tlsclient"
 )
 
 const (
@@ -56,14 +58,16 @@ type Options struct {
 	Header http.Header
 	// UserAgent is the default User-Agent; "healthbridge" when empty.
 	UserAgent string
-	// Insecure skips certificate verification. The sidecar's probes always
-	// do, as the kubelet; the one-shot client asks for it with --insecure.
-	Insecure bool
+	// TLS is the client TLS config for https; nil verifies the server with
+	// the system roots. The sidecar's probes skip verification unless their
+	// httpGet.tls says otherwise, as the kubelet.
+	TLS *tls.Config
 }
 
 // New builds an HTTP prober from c.HTTPGet: scheme, host (default
-// 127.0.0.1), port, path and httpHeaders. HTTPS never verifies the
-// certificate, as the kubelet.
+// 127.0.0.1), port, path, httpHeaders and tls. HTTPS does not verify the
+// certificate, as the kubelet, unless httpGet.tls asks for it. TLS files
+// are read now: a bad one is a start-up error.
 func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
 	g := c.HTTPGet
 	if g == nil {
@@ -86,7 +90,13 @@ func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
 	for _, hd := range g.HTTPHeaders {
 		h.Add(hd.Name, hd.Value)
 	}
-	return NewURL(u, Options{Header: h, UserAgent: d.UserAgent, Insecure: true}), nil
+	tc := &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the kubelet does not verify probe certificates
+	if g.TLS != nil {
+		if tc, err = tlsclient.Config(g.TLS, "httpGet.tls"); err != nil {
+			return nil, err
+		}
+	}
+	return NewURL(u, Options{Header: h, UserAgent: d.UserAgent, TLS: tc}), nil
 }
 
 // NewURL builds a prober for u with opts.
@@ -115,7 +125,7 @@ func NewURL(u *url.URL, opts Options) *Prober {
 	tr := &http.Transport{
 		Proxy:               nil, // proxy variables are ignored, as the kubelet
 		DialContext:         (&net.Dialer{}).DialContext,
-		TLSClientConfig:     &tls.Config{InsecureSkipVerify: opts.Insecure}, //nolint:gosec // the kubelet does not verify probe certificates
+		TLSClientConfig:     opts.TLS,
 		DisableKeepAlives:   true,
 		DisableCompression:  true,
 		MaxIdleConnsPerHost: -1,

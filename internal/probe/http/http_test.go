@@ -2,11 +2,16 @@ package http
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"healthbridge/internal/testutil"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,8 +32,8 @@ func checkFor(t *testing.T, rawURL, path string, headers ...corev1.HTTPHeader) *
 	}
 	port, _ := strconv.Atoi(u.Port())
 	c := &config.Check{}
-	c.HTTPGet = &corev1.HTTPGetAction{Host: u.Hostname(), Port: intstr.FromInt(port), Path: path,
-		Scheme: corev1.URIScheme(strings.ToUpper(u.Scheme)), HTTPHeaders: headers}
+	c.HTTPGet = &config.HTTPGetAction{HTTPGetAction: corev1.HTTPGetAction{Host: u.Hostname(), Port: intstr.FromInt(port), Path: path,
+		Scheme: corev1.URIScheme(strings.ToUpper(u.Scheme)), HTTPHeaders: headers}}
 	return c
 }
 
@@ -221,5 +226,61 @@ func TestConnectionRefused(t *testing.T) {
 	r := probeOnce(t, checkFor(t, "http://"+addr, "/"), 2*time.Second)
 	if r.Outcome != probe.OutcomeFailure || !strings.Contains(r.Output, "connection refused") {
 		t.Fatalf("%v %q", r.Outcome, r.Output)
+	}
+}
+
+// TestHTTPSVerification: without httpGet.tls the certificate is not
+// verified (the kubelet's rule); with it, the server is verified against
+// caFile and a client certificate is presented to a server that demands
+// one (mTLS).
+func TestHTTPSVerification(t *testing.T) {
+	dir := t.TempDir()
+	srvCert, srvKey := testutil.SelfSigned(t, dir, "server.test")
+	cliCert, cliKey := testutil.SelfSigned(t, dir, "client.test")
+	other, _ := testutil.SelfSigned(t, dir, "other.test")
+	serverPair, err := tls.LoadX509KeyPair(srvCert, srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pem, _ := os.ReadFile(cliCert)
+	pool.AppendCertsFromPEM(pem)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hi") }))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{serverPair}, ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	mtls := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hi") }))
+	mtls.TLS = &tls.Config{Certificates: []tls.Certificate{serverPair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	mtls.StartTLS()
+	t.Cleanup(mtls.Close)
+
+	for _, tt := range []struct {
+		name string
+		url  string
+		tls  *config.TLS
+		want probe.Outcome
+	}{
+		{"no tls block: not verified, as the kubelet", srv.URL, nil, probe.OutcomeSuccess},
+		{"verified with caFile", srv.URL, &config.TLS{CAFile: srvCert}, probe.OutcomeSuccess},
+		{"verified with caFile and serverName", srv.URL, &config.TLS{CAFile: srvCert, ServerName: "server.test"}, probe.OutcomeSuccess},
+		{"wrong serverName", srv.URL, &config.TLS{CAFile: srvCert, ServerName: "wrong.test"}, probe.OutcomeFailure},
+		{"unknown authority", srv.URL, &config.TLS{CAFile: other}, probe.OutcomeFailure},
+		{"system roots do not know it", srv.URL, &config.TLS{}, probe.OutcomeFailure},
+		{"insecureSkipVerify", srv.URL, &config.TLS{InsecureSkipVerify: true}, probe.OutcomeSuccess},
+		{"mTLS without a client certificate", mtls.URL, &config.TLS{CAFile: srvCert}, probe.OutcomeFailure},
+		{"mTLS with a client certificate", mtls.URL, &config.TLS{CAFile: srvCert, CertFile: cliCert, KeyFile: cliKey}, probe.OutcomeSuccess},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := checkFor(t, tt.url, "/")
+			c.HTTPGet.TLS = tt.tls
+			if r := probeOnce(t, c, 2*time.Second); r.Outcome != tt.want {
+				t.Fatalf("%v %q, want %v", r.Outcome, r.Output, tt.want)
+			}
+		})
+	}
+	c := checkFor(t, srv.URL, "/")
+	c.HTTPGet.TLS = &config.TLS{CAFile: filepath.Join(dir, "missing.pem")}
+	if _, err := New(c, probe.Deps{}); err == nil || !strings.HasPrefix(err.Error(), "httpGet.tls.caFile: ") {
+		t.Fatalf("missing caFile: %v", err)
 	}
 }
