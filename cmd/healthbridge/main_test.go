@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"healthbridge/internal/proc"
 	"healthbridge/internal/testutil"
 )
 
@@ -307,5 +308,56 @@ func TestUnreadableConfigHint(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "permission denied") ||
 		!strings.Contains(string(out), "hint: healthbridge runs as uid 65532") {
 		t.Fatalf("%v: %s", err, out)
+	}
+}
+
+// TestPID1WithoutItsOwnProc: healthbridge as PID 1 of a new pid namespace
+// whose /proc is still the parent's (unshare --pid --fork, no
+// --mount-proc). /proc shows host pids; the reaper maps them through NSpid
+// and still reaps the orphans its exec checks leave.
+func TestPID1WithoutItsOwnProc(t *testing.T) {
+	unshare, err := exec.LookPath("unshare")
+	if err != nil || os.Getuid() != 0 {
+		t.Skip("SKIP: needs root and unshare (util-linux) for a pid namespace")
+	}
+	cfg := writeConfig(t, "listen: 127.0.0.1:0\nchecks:\n  - name: orphans\n    exec: {command: [sh, -c, \"sleep 30 & exit 0\"]}\n    periodSeconds: 1\n")
+	p := testutil.Start(t, unshare, "--pid", "--fork", "--kill-child", bin(t), "--log-level", "debug", "--config", cfg)
+	logs := func() string { return p.Logs() }
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs(), "reaping orphans through NSpid"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no word about /proc being another namespace's:\n%s", logs())
+		}
+	}
+	// healthbridge's pid as this (the host's) /proc shows it.
+	hb := 0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, ppid, ok := proc.ReadStat("/proc/" + e.Name() + "/stat"); ok && ppid == p.Cmd.Process.Pid {
+			hb, _ = strconv.Atoi(e.Name())
+		}
+	}
+	if hb == 0 {
+		t.Fatal("healthbridge not found under unshare")
+	}
+	zombies := func() int {
+		n := 0
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			if st, ppid, ok := proc.ReadStat("/proc/" + e.Name() + "/stat"); ok && ppid == hb && st == 'Z' {
+				n++
+			}
+		}
+		return n
+	}
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(logs(), "reaped orphans"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing reaped in 15s (%d zombies):\n%s", zombies(), logs())
+		}
+	}
+	// Orphans keep coming every second; each is reaped: the count of
+	// zombies never builds up.
+	time.Sleep(3 * time.Second)
+	if n := zombies(); n > 2 {
+		t.Fatalf("%d zombie children of healthbridge (host pid %d)", n, hb)
 	}
 }

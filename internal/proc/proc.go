@@ -98,6 +98,15 @@ const reapInterval = time.Second
 // every SIGCHLD and every second. Call it once, in its own goroutine, only
 // when ShouldReap says so.
 func Reap(ctx context.Context, log *slog.Logger) {
+	if self, ok := procSelf(); ok && self != os.Getpid() {
+		// PID 1 of a namespace whose /proc is the parent's (unshare --pid
+		// --fork without --mount-proc): /proc shows host pids.
+		if _, ok := nsPid(self); ok {
+			log.Info("/proc belongs to another pid namespace: reaping orphans through NSpid", "proc_pid", self, "pid", os.Getpid())
+		} else {
+			log.Warn("/proc belongs to another pid namespace and shows no NSpid: orphans cannot be reaped (mount a /proc of this namespace)", "proc_pid", self, "pid", os.Getpid())
+		}
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGCHLD)
 	defer signal.Stop(sig)
@@ -124,7 +133,7 @@ func Reap(ctx context.Context, log *slog.Logger) {
 // the lock until its pid is recorded, so a zombie that is a started
 // command is always seen as tracked, and is left to Wait.
 func Sweep() int {
-	zombies := zombieChildren(os.Getpid())
+	zombies := zombieChildren()
 	if len(zombies) == 0 {
 		return 0
 	}
@@ -143,22 +152,68 @@ func Sweep() int {
 	return n
 }
 
-// zombieChildren lists the pids in /proc whose parent is ppid and whose
-// state is Z.
-func zombieChildren(ppid int) []int {
+// zombieChildren lists this process's zombie children, by the pids this
+// process knows them by. It reads /proc; when /proc is another pid
+// namespace's (healthbridge is PID 1 of a namespace without its own /proc
+// mount), the pids /proc shows are mapped to this namespace's through the
+// last field of each process's NSpid line.
+func zombieChildren() []int {
+	self := os.Getpid()
+	procPid, ok := procSelf()
+	if !ok {
+		procPid = self
+	}
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	var out []int
 	for _, f := range stats {
 		st, parent, ok := ReadStat(f)
-		if !ok || st != 'Z' || parent != ppid {
+		if !ok || st != 'Z' || parent != procPid {
 			continue
 		}
 		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(f)))
-		if err == nil {
-			out = append(out, pid)
+		if err != nil {
+			continue
 		}
+		if procPid != self {
+			if pid, ok = nsPid(pid); !ok {
+				continue
+			}
+		}
+		out = append(out, pid)
 	}
 	return out
+}
+
+// procSelf returns this process's pid as /proc shows it (the /proc/self
+// link): os.Getpid() unless /proc is another pid namespace's.
+func procSelf() (int, bool) {
+	l, err := os.Readlink("/proc/self")
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(l)
+	return n, err == nil
+}
+
+// nsPid returns the pid that /proc's process pid has in its innermost pid
+// namespace: the last field of the NSpid line of /proc/<pid>/status
+// (Linux 4.1 and later).
+func nsPid(pid int) (int, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return 0, false
+			}
+			n, err := strconv.Atoi(f[len(f)-1])
+			return n, err == nil
+		}
+	}
+	return 0, false
 }
 
 // Running reports whether pid is a live process: it has a /proc entry whose
