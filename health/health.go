@@ -2,7 +2,7 @@
 // run-dir protocol (docs/rundir.md), for healthbridge's rundir check, the
 // shell checker clients/sh/rundir-check.sh, or `healthbridge probe rundir`.
 //
-// The protocol comes from the "liveness" tool (healthbridge's seed 002): an
+// The protocol comes from the "liveness" tool: an
 // application keeps two files in <rundir>/<unit>/:
 //
 //	pid     its process id, written by Load once start-up checks pass
@@ -12,7 +12,7 @@
 // atomic (a temporary file renamed into place), so a reader never sees half
 // a file.
 //
-// The three package-level functions mirror the seed's Python API; a Unit
+// The three package-level functions mirror the liveness tool's Python API; a Unit
 // gives the same operations for a rundir and unit of your choosing.
 package health
 
@@ -37,8 +37,8 @@ const (
 // EnvRunDir overrides the default run directory when set.
 const EnvRunDir = "HEALTHBRIDGE_RUNDIR"
 
-// DefaultRunDir is $HEALTHBRIDGE_RUNDIR if set, else /run/<HOSTNAME> as seed
-// 002 (HOSTNAME from the environment, else the kernel's host name). In a
+// DefaultRunDir is $HEALTHBRIDGE_RUNDIR if set, else /run/<HOSTNAME> as the
+// liveness tool (HOSTNAME from the environment, else the kernel's host name). In a
 // Kubernetes pod every container has the same HOSTNAME, the pod's name, so a
 // sidecar finds the same directory on a shared volume mounted at /run/<pod>
 // or with HEALTHBRIDGE_RUNDIR set alike in both containers.
@@ -95,7 +95,7 @@ func (u *Unit) Dir() string { return u.dir }
 
 // Load runs the start-up checks in order and, if every one returns nil,
 // creates the unit's directory and writes this process's pid. The first
-// failing check's error is returned and nothing is written (the seed's
+// failing check's error is returned and nothing is written (the liveness tool's
 // RuntimeException). Call Set(0) when the main routine starts.
 func (u *Unit) Load(ctx context.Context, checks ...Check) error {
 	for i, c := range checks {

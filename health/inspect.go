@@ -66,7 +66,7 @@ type Verdict struct {
 }
 
 // Inspect reads the unit at dir (<rundir>/<unit>) and judges it, as the
-// seed's shell checker with three checks, stricter about edge cases:
+// liveness tool's shell checker with three checks, stricter about edge cases:
 //
 //   - pid must hold one decimal number and a newline (missing: "not
 //     started"; empty, garbage or no newline, i.e. half-written: unhealthy);

@@ -208,8 +208,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	return runSidecar(cfg, app.Options{Logger: log}, g, stderr)
 }
 
-// httpHealthcheck is the drop-in mode for http-healthcheck-sidecar (seed
-// 001): its environment variables, its port and path.
+// httpHealthcheck is the drop-in mode for http-healthcheck-sidecar: its
+// environment variables, its port and path.
 func httpHealthcheck(g globalFlags, stderr io.Writer) int {
 	log, err := newLogger(g.logFormat, g.logLevel, stderr)
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 	"healthbridge/internal/state"
 )
 
-// The environment variables of bryopsida/http-healthcheck-sidecar (seed 001).
+// The environment variables of bryopsida/http-healthcheck-sidecar.
 const (
 	EnvTargetContainer = "HTTP_HEALTHCHECK_SIDECAR_TARGET_CONTAINER"
 	EnvPodOverride     = "HTTP_HEALTHCHECK_SIDECAR_TARGET_POD_OVERRIDE"
@@ -29,7 +29,7 @@ const (
 	HTTPHealthcheckPath   = "/health"
 )
 
-// HTTPHealthcheck is seed 001's configuration, read from its environment.
+// HTTPHealthcheck is http-healthcheck-sidecar's configuration, read from its environment.
 type HTTPHealthcheck struct {
 	// Container is the container whose readiness decides; "" for every
 	// container of the pod but healthbridge's own.
@@ -90,7 +90,7 @@ func (h *HTTPHealthcheck) Config(listen string) *config.Config {
 }
 
 // Handlers answers GET /health as the original: 200 "OK" when the check is
-// healthy, else 500 "UNAVAILABLE" (seed 001 documents 500; its code sent
+// healthy, else 500 "UNAVAILABLE" (its README documents 500; its code sent
 // 503, and both are failures to every load balancer).
 func (h *HTTPHealthcheck) Handlers(store *state.Store) map[string]http.Handler {
 	return map[string]http.Handler{HTTPHealthcheckPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -113,7 +113,7 @@ type Check struct {
 	// during the start period. Default 5, capped at periodSeconds.
 	StartIntervalSeconds int32 `json:"startIntervalSeconds,omitempty"`
 	// StartingExitCode, for exec checks, is an exit code meaning "working but
-	// not ready yet": Docker's original rule (seed 003) with 2. While the
+	// not ready yet": Docker's original rule (the first HEALTHCHECK design) with 2. While the
 	// check is starting such a run is not counted; afterwards it is a failure.
 	// Default 0: off, every non-zero exit is a failure (modern Docker).
 	StartingExitCode int32 `json:"startingExitCode,omitempty"`
@@ -125,7 +125,7 @@ type Check struct {
 	// host and optional TLS. It shadows corev1.Probe's grpc field.
 	GRPC *GRPCAction `json:"grpc,omitempty"`
 	// KubernetesPod reads this pod's container readiness from the API
-	// server (seed 001's http-healthcheck-sidecar).
+	// server (what http-healthcheck-sidecar did).
 	KubernetesPod *KubernetesPodAction `json:"kubernetesPod,omitempty"`
 	// Rundir reads an application's run-dir state files (docs/rundir.md).
 	Rundir *RundirAction `json:"rundir,omitempty"`
@@ -190,7 +190,7 @@ type KubernetesPodAction struct {
 	// Default: every container of the pod except healthbridge's own, and
 	// the pod must not be terminating.
 	Container string `json:"container,omitempty"`
-	// Pod is the pod's name; default $HOSTNAME, as seed 001.
+	// Pod is the pod's name; default $HOSTNAME, as http-healthcheck-sidecar.
 	Pod string `json:"pod,omitempty"`
 	// Namespace defaults to the service-account namespace file, then
 	// $POD_NAMESPACE, then the kubeconfig context's namespace.
@@ -208,9 +208,9 @@ type KubernetesPodAction struct {
 const DefaultMaxStalenessSeconds = 60
 
 // RundirAction is a rundir check: <path>/<unit>/pid and error, as written
-// by the health package, the Python module or the seed's tools.
+// by the health package, the Python module or the liveness tool's own scripts.
 type RundirAction struct {
-	// Path is the run directory; default /run/<HOSTNAME> (seed 002), or
+	// Path is the run directory; default /run/<HOSTNAME> (as the liveness tool), or
 	// $HEALTHBRIDGE_RUNDIR.
 	Path string `json:"path,omitempty"`
 	// Unit is the application's unit name, a single path element. Required.

@@ -143,7 +143,7 @@ func (ch *Check) validate(p string) []error {
 		} else if e.Command[0] == "" {
 			add(p+".exec.command[0]", "must not be empty")
 		} else if strings.ContainsAny(e.Command[0], " \t") && !strings.Contains(e.Command[0], "/") {
-			// Seed 004's pitfall: [ "ps -ef | grep python" ] is one argv word.
+			// The Kubernetes docs' exec pitfall: [ "ps -ef | grep python" ] is one argv word.
 			add(p+".exec.command[0]", "%q contains spaces: exec runs an argv without a shell; write [sh, -c, %q]", e.Command[0], e.Command[0])
 		}
 	}

@@ -32,7 +32,7 @@ const (
 	// It counts as a success toward thresholds.
 	OutcomeWarning
 	// OutcomeStarting means the target says it is working but not ready yet:
-	// Docker's original exit code 2 rule (seed 003). While the check is still
+	// Docker's original exit code 2 rule (the first HEALTHCHECK design). While the check is still
 	// starting it is not counted; afterwards it counts as a failure.
 	OutcomeStarting
 
@@ -155,7 +155,7 @@ type PushSource interface {
 }
 
 // MaxOutput is how many bytes of a probe's output are stored: 4096, as
-// Docker's health monitor (seed 003).
+// Docker's health monitor (moby daemon/health.go).
 const MaxOutput = 4096
 
 // Truncated is appended to output cut at MaxOutput.

@@ -44,7 +44,7 @@ type Options struct {
 	// Extra maps exact paths to handlers that take precedence over the
 	// built-in endpoints (exechealthz compatibility paths).
 	Extra map[string]http.Handler
-	// ExtraOnly serves the Extra paths and nothing else (404): seed 001's
+	// ExtraOnly serves the Extra paths and nothing else (404): http-healthcheck-sidecar's
 	// drop-in mode answers /health only.
 	ExtraOnly bool
 }

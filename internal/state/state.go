@@ -115,7 +115,7 @@ func (c CheckState) InStartPeriod(now time.Time, p Policy) bool {
 //   - while the check is starting, failing results of runs that started
 //     within the start period are recorded but not counted (Docker);
 //   - a "starting" result (Docker's exit code 2) is not counted while the
-//     check is starting, and is a failure afterwards (seed 003).
+//     check is starting, and is a failure afterwards (Docker's first HEALTHCHECK design).
 func Next(prev CheckState, r probe.Result, now time.Time, p Policy) CheckState {
 	next := prev
 	next.Runs++

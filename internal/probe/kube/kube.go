@@ -1,5 +1,5 @@
 // Package kube is the kubernetesPod probe: the pod's own container
-// readiness, as the kubelet reported it to the API server (seed 001's
+// readiness, as the kubelet reported it to the API server (http-healthcheck-sidecar's
 // http-healthcheck-sidecar, without its one GET per request).
 //
 // It watches its one pod (an informer with a metadata.name field
