@@ -25,6 +25,7 @@ import (
 	"healthbridge/internal/compat"
 	"healthbridge/internal/config"
 	"healthbridge/internal/oneshot"
+	"healthbridge/internal/probe/kinds"
 	"healthbridge/internal/proc"
 	"healthbridge/internal/state"
 )
@@ -200,7 +201,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "healthbridge:", err)
 		return exitUsage
 	}
-	cfg, err := config.Load(g.config)
+	cfg, err := kinds.Load(g.config)
 	if err != nil {
 		printErrors(stderr, g.config, err)
 		return exitUsage
@@ -265,7 +266,7 @@ func exechealthz(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	cfg := e.Config()
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(kinds.Rules); err != nil {
 		printErrors(stderr, "exechealthz flags", err)
 		return exitUsage
 	}
@@ -325,7 +326,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	path := fs.Arg(0)
-	cfg, err := config.Load(path)
+	cfg, err := kinds.Load(path)
 	if err != nil {
 		printErrors(stderr, path, err)
 		return exitUsage

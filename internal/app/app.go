@@ -19,7 +19,6 @@ import (
 	"healthbridge/internal/config"
 	"healthbridge/internal/probe"
 	"healthbridge/internal/probe/kinds"
-	"healthbridge/internal/probe/ttl"
 	"healthbridge/internal/proc"
 	"healthbridge/internal/scheduler"
 	"healthbridge/internal/server"
@@ -59,7 +58,7 @@ type Sidecar struct {
 	ln    net.Listener
 	reap  bool
 
-	adminSrv *http.Server // nil without ttl checks
+	adminSrv *http.Server // nil without push checks
 	adminLn  net.Listener
 	closers  []io.Closer   // probers holding resources (watches)
 	agent    *server.Agent // nil without agent config
@@ -79,30 +78,46 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		errs    []error
 		checks  []scheduler.Check
 		infos   []state.Info
-		board   *ttl.Board
 		closers []io.Closer
+		admin   *http.ServeMux // nil without push kinds
+		sched   *scheduler.Scheduler
 	)
-	if cfg.HasKind(config.KindTTL) {
-		var names []string
+	// Push kinds are set up once for all their checks: each gives the
+	// handler mounted on adminListen and the constructor its checks use.
+	pushNew := map[*probe.Kind]func(*config.Check, probe.Deps) (probe.Prober, error){}
+	for _, k := range kinds.List {
+		if k.Push == nil {
+			continue
+		}
+		var of []*config.Check
 		for i := range cfg.Checks {
-			if cfg.Checks[i].Kind() == config.KindTTL {
-				names = append(names, cfg.Checks[i].Name)
+			if kinds.Of(&cfg.Checks[i]) == k {
+				of = append(of, &cfg.Checks[i])
 			}
 		}
-		board = ttl.NewBoard(names)
+		if len(of) == 0 {
+			continue
+		}
+		pk := k.Push(of, func(name string) { sched.RunNow(name) })
+		if admin == nil {
+			admin = http.NewServeMux()
+		}
+		admin.Handle(pk.Pattern, pk.Handler)
+		pushNew[k] = pk.New
 	}
 	for i := range cfg.Checks {
 		c := &cfg.Checks[i]
-		kind := string(c.Kind())
-		deps := probe.Deps{
-			UserAgent:  "healthbridge/" + Version,
-			Name:       c.Name,
-			Kubeconfig: opts.Kubeconfig,
+		k := kinds.Of(c)
+		if k == nil {
+			errs = append(errs, fmt.Errorf("checks[%d]: no single probe kind", i))
+			continue
 		}
-		if board != nil {
-			deps.Pushed = board
+		deps := probe.Deps{UserAgent: "healthbridge/" + Version, Kubeconfig: opts.Kubeconfig}
+		build := k.New
+		if pn := pushNew[k]; pn != nil {
+			build = pn
 		}
-		p, err := kinds.New(c, deps)
+		p, err := build(c, deps)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("checks[%d].%w", i, err))
 			continue
@@ -111,13 +126,13 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 			closers = append(closers, cl)
 		}
 		checks = append(checks, scheduler.Check{
-			Name: c.Name, Kind: kind, Prober: p,
+			Name: c.Name, Kind: k.Name, Prober: p,
 			InitialDelay: c.InitialDelay(), Period: c.Period(), Timeout: c.Timeout(),
 			StartInterval: c.StartInterval(), Startup: c.HasRole(config.RoleStartup),
 			Phase: time.Duration(rand.Int64N(int64(c.Period()))),
 		})
 		infos = append(infos, state.Info{
-			Name: c.Name, Kind: kind, Roles: c.Roles,
+			Name: c.Name, Kind: k.Name, ExitCodes: k.ExitCodes, Roles: c.Roles,
 			Policy: state.Policy{
 				SuccessThreshold: int(c.SuccessThreshold),
 				FailureThreshold: int(c.FailureThreshold),
@@ -147,24 +162,25 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		closeAll(closers)
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	sched = scheduler.New(store, checks, log)
 	sc := &Sidecar{
 		closers: closers,
 		cfg:     cfg,
 		log:     log,
 		store:   store,
-		sched:   scheduler.New(store, checks, log),
+		sched:   sched,
 		ln:      ln,
 		reap:    opts.Reap,
 		srv:     server.NewHTTPServer(server.New(store, sopts), log),
 	}
-	if board != nil {
+	if admin != nil {
 		aln, err := net.Listen("tcp", cfg.AdminListen)
 		if err != nil {
 			_ = sc.Close()
 			return nil, fmt.Errorf("adminListen: %w", err)
 		}
 		sc.adminLn = aln
-		sc.adminSrv = server.NewHTTPServer(server.NewAdmin(board, func(name string) { sc.sched.RunNow(name) }), log)
+		sc.adminSrv = server.NewHTTPServer(admin, log)
 	}
 	if a := cfg.Agent; a != nil {
 		agln, err := net.Listen("tcp", a.Listen)

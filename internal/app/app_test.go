@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"healthbridge/internal/config"
+	"healthbridge/internal/probe/kinds"
 )
 
 // TestRunServesAndStopsCleanly runs a whole sidecar in this process (so the
@@ -17,7 +17,7 @@ import (
 // and the HAProxy agent, then SIGTERM's path: Run returns nil and every
 // listener is closed.
 func TestRunServesAndStopsCleanly(t *testing.T) {
-	cfg, err := config.Parse([]byte(`
+	cfg, err := kinds.Parse([]byte(`
 listen: 127.0.0.1:0
 adminListen: 127.0.0.1:0
 agent: {listen: "127.0.0.1:0"}
@@ -105,7 +105,7 @@ checks:
 // passing for drainDelaySeconds (never less: a lower bound cannot race),
 // then fails while the server still answers, within shutdownDelaySeconds.
 func TestDrainDelayKeepsReadinessThenFails(t *testing.T) {
-	cfg, err := config.Parse([]byte(`
+	cfg, err := kinds.Parse([]byte(`
 listen: 127.0.0.1:0
 shutdownDelaySeconds: 4
 drainDelaySeconds: 2

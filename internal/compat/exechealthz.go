@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"healthbridge/internal/config"
+	"healthbridge/internal/probe/kinds"
 	"healthbridge/internal/probe"
 	"healthbridge/internal/state"
 )
@@ -197,7 +198,7 @@ func (e *Exechealthz) Config() *config.Config {
 		ch.SuccessThreshold, ch.FailureThreshold = 1, 1
 		c.Checks = append(c.Checks, ch)
 	}
-	c.SetDefaults()
+	c.SetDefaults(kinds.Rules)
 	return c
 }
 

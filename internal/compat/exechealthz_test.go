@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"healthbridge/internal/probe"
+	"healthbridge/internal/probe/kinds"
 	"healthbridge/internal/state"
 )
 
@@ -20,7 +21,7 @@ func TestExechealthzAnswers(t *testing.T) {
 		t.Fatalf("defaults: %+v", e)
 	}
 	cfg := e.Config()
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate(kinds.Rules); err != nil {
 		t.Fatal(err)
 	}
 	if c := cfg.Checks[0]; c.Exec.Command[0] != "sh" || c.Exec.Command[2] != "ls /tmp/test" || c.PeriodSeconds != 2 ||

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"healthbridge/internal/config"
+	"healthbridge/internal/probe/kinds"
 	"healthbridge/internal/server"
 	"healthbridge/internal/state"
 )
@@ -85,7 +86,7 @@ func (h *HTTPHealthcheck) Config(listen string) *config.Config {
 	ch := config.Check{Name: "pod", KubernetesPod: &config.KubernetesPodAction{Container: h.Container, Pod: h.Pod}}
 	ch.PeriodSeconds, ch.SuccessThreshold, ch.FailureThreshold = 1, 1, 1
 	c.Checks = []config.Check{ch}
-	c.SetDefaults()
+	c.SetDefaults(kinds.Rules)
 	return c
 }
 

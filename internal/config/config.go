@@ -234,60 +234,22 @@ type TTLAction struct {
 	Seconds int32 `json:"seconds"`
 }
 
-// Kind names a probe kind by its config field.
-type Kind string
-
-// The probe kinds the config knows. Each has a constructor in
-// internal/probe/kinds.
-const (
-	KindExec      Kind = "exec"
-	KindHTTPGet   Kind = "httpGet"
-	KindTCPSocket Kind = "tcpSocket"
-	KindGRPC      Kind = "grpc"
-	KindKubePod   Kind = "kubernetesPod"
-	KindRundir    Kind = "rundir"
-	KindTTL       Kind = "ttl"
-)
-
-// Kinds lists every probe kind the config knows, in a stable order.
-func Kinds() []Kind {
-	return []Kind{KindExec, KindHTTPGet, KindTCPSocket, KindGRPC, KindKubePod, KindRundir, KindTTL}
-}
-
-// setKinds lists the probe fields set on c, in Kinds order.
-func (c *Check) setKinds() []string {
-	var ks []string
-	if c.Exec != nil {
-		ks = append(ks, string(KindExec))
-	}
-	if c.HTTPGet != nil {
-		ks = append(ks, string(KindHTTPGet))
-	}
-	if c.TCPSocket != nil {
-		ks = append(ks, string(KindTCPSocket))
-	}
-	if c.GRPC != nil {
-		ks = append(ks, string(KindGRPC))
-	}
-	if c.KubernetesPod != nil {
-		ks = append(ks, string(KindKubePod))
-	}
-	if c.Rundir != nil {
-		ks = append(ks, string(KindRundir))
-	}
-	if c.TTL != nil {
-		ks = append(ks, string(KindTTL))
-	}
-	return ks
-}
-
-// Kind returns the check's probe kind, or "" when it has none or several
-// (Validate reports those).
-func (c *Check) Kind() Kind {
-	if ks := c.setKinds(); len(ks) == 1 {
-		return Kind(ks[0])
-	}
-	return ""
+// Rules are the probe kinds' part of the config's rules. The kinds live in
+// their own packages, which import this one, so internal/probe/kinds
+// supplies them (kinds.Rules); nil means none (a test of the generic rules).
+type Rules interface {
+	// Names lists every kind's config field, in the kind list's order.
+	Names() []string
+	// Set lists the kind fields set on c, in the same order.
+	Set(c *Check) []string
+	// Defaults fills in the defaults of the kinds set on c.
+	Defaults(c *Check)
+	// Validate returns the problems of the kinds set on c, with paths
+	// under path ("checks[2]").
+	Validate(c *Check, path string) []error
+	// Push reports whether c is of a push kind (reports arrive on
+	// adminListen).
+	Push(c *Check) bool
 }
 
 // HasRole reports whether r is one of c's roles.
@@ -318,10 +280,10 @@ func (c *Check) StartPeriod() time.Duration { return seconds(c.StartPeriodSecond
 // StartInterval is startIntervalSeconds as a duration.
 func (c *Check) StartInterval() time.Duration { return seconds(c.StartIntervalSeconds) }
 
-// HasKind reports whether any check is of kind k.
-func (c *Config) HasKind(k Kind) bool {
+// HasPush reports whether any check is of a push kind.
+func (c *Config) HasPush(r Rules) bool {
 	for i := range c.Checks {
-		if c.Checks[i].Kind() == k {
+		if r != nil && r.Push(&c.Checks[i]) {
 			return true
 		}
 	}
@@ -336,9 +298,10 @@ func (c *Config) DrainDelay() time.Duration { return seconds(c.DrainDelaySeconds
 
 func seconds(n int32) time.Duration { return time.Duration(n) * time.Second }
 
-// SetDefaults fills every unset field with its default. It is idempotent and
-// leaves invalid values for Validate to report.
-func (c *Config) SetDefaults() {
+// SetDefaults fills every unset field with its default, the kinds' own
+// through r. It is idempotent and leaves invalid values for Validate to
+// report.
+func (c *Config) SetDefaults(r Rules) {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
@@ -352,24 +315,19 @@ func (c *Config) SetDefaults() {
 		c.Agent.Role = RoleReadiness
 	}
 	for i := range c.Checks {
-		c.Checks[i].SetDefaults()
+		c.Checks[i].SetDefaults(r)
 	}
 }
 
-// SetDefaults fills the check's unset fields with the Kubernetes and Docker
-// defaults.
-func (c *Check) SetDefaults() {
+// SetDefaults fills the check's unset fields: its kind's defaults first
+// (through r; they may set check-level fields, as ttl's periodSeconds 1),
+// then the Kubernetes and Docker defaults.
+func (c *Check) SetDefaults(r Rules) {
 	if len(c.Roles) == 0 {
 		c.Roles = []Role{RoleLiveness, RoleReadiness}
 	}
-	if c.TTL != nil {
-		// A pushed report is the state; see TTLAction.
-		if c.PeriodSeconds == 0 {
-			c.PeriodSeconds = 1
-		}
-		if c.FailureThreshold == 0 {
-			c.FailureThreshold = 1
-		}
+	if r != nil {
+		r.Defaults(c)
 	}
 	if c.PeriodSeconds == 0 {
 		c.PeriodSeconds = DefaultPeriodSeconds
@@ -385,21 +343,6 @@ func (c *Check) SetDefaults() {
 	}
 	if c.StartIntervalSeconds == 0 {
 		c.StartIntervalSeconds = min(DefaultStartIntervalSeconds, max(c.PeriodSeconds, 1))
-	}
-	if k := c.KubernetesPod; k != nil && k.MaxStalenessSeconds == 0 {
-		k.MaxStalenessSeconds = DefaultMaxStalenessSeconds
-	}
-	if r := c.Rundir; r != nil && r.CheckPid == nil {
-		t := true
-		r.CheckPid = &t
-	}
-	if h := c.HTTPGet; h != nil {
-		if h.Scheme == "" {
-			h.Scheme = corev1.URISchemeHTTP
-		}
-		if h.Path == "" {
-			h.Path = "/"
-		}
 	}
 }
 

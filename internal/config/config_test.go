@@ -1,7 +1,11 @@
-package config
+// The config's tests run with every kind's rules (kinds.Rules), as the
+// binary does: an external test package, since the kinds import config.
+package config_test
 
 import (
 	"flag"
+	"healthbridge/internal/config"
+	"healthbridge/internal/probe/kinds"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +23,7 @@ func TestInvalidGolden(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			cfg, err := Load(f)
+			cfg, err := kinds.Load(f)
 			if err == nil {
 				t.Fatalf("loaded without error: %+v", cfg)
 			}
@@ -42,21 +46,21 @@ func TestInvalidGolden(t *testing.T) {
 }
 
 func TestPastedKubernetesProbe(t *testing.T) {
-	cfg, err := Load("testdata/valid/pasted-readiness.yaml")
+	cfg, err := kinds.Load("testdata/valid/pasted-readiness.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	web, tcp, py := cfg.Checks[0], cfg.Checks[1], cfg.Checks[2]
-	if web.Kind() != KindHTTPGet || web.HTTPGet.Port.IntValue() != 5000 || web.TimeoutSeconds != 2 || web.InitialDelaySeconds != 3 ||
-		!web.HasRole(RoleReadiness) || web.HasRole(RoleLiveness) {
+	if web.HTTPGet == nil || web.HTTPGet.Port.IntValue() != 5000 || web.TimeoutSeconds != 2 || web.InitialDelaySeconds != 3 ||
+		!web.HasRole(config.RoleReadiness) || web.HasRole(config.RoleLiveness) {
 		t.Fatalf("web: %+v", web)
 	}
 	// Defaults: Kubernetes' for the probe, Docker's start interval, both roles.
 	if tcp.PeriodSeconds != 10 || tcp.TimeoutSeconds != 1 || tcp.SuccessThreshold != 1 || tcp.FailureThreshold != 3 ||
-		tcp.StartIntervalSeconds != 5 || !tcp.HasRole(RoleLiveness) || !tcp.HasRole(RoleReadiness) || tcp.Kind() != KindTCPSocket {
+		tcp.StartIntervalSeconds != 5 || !tcp.HasRole(config.RoleLiveness) || !tcp.HasRole(config.RoleReadiness) || tcp.TCPSocket == nil {
 		t.Fatalf("tcp defaults: %+v", tcp)
 	}
-	if py.Kind() != KindExec || py.StartingExitCode != 2 || py.StartPeriod().Seconds() != 30 || py.Exec.Command[2] != "ps -ef | grep python" {
+	if py.Exec == nil || py.StartingExitCode != 2 || py.StartPeriod().Seconds() != 30 || py.Exec.Command[2] != "ps -ef | grep python" {
 		t.Fatalf("python: %+v", py)
 	}
 	if cfg.Listen != "127.0.0.1:0" || cfg.FailureStatusCode != 503 {
@@ -65,7 +69,7 @@ func TestPastedKubernetesProbe(t *testing.T) {
 }
 
 func TestStartIntervalCappedAtPeriod(t *testing.T) {
-	cfg, err := Parse([]byte("checks: [{name: a, periodSeconds: 2, tcpSocket: {port: 1}}]"))
+	cfg, err := kinds.Parse([]byte("checks: [{name: a, periodSeconds: 2, tcpSocket: {port: 1}}]"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,12 +79,12 @@ func TestStartIntervalCappedAtPeriod(t *testing.T) {
 }
 
 func TestJSONConfigAccepted(t *testing.T) {
-	if _, err := Parse([]byte(`{"checks":[{"name":"a","exec":{"command":["true"]}}]}`)); err != nil {
+	if _, err := kinds.Parse([]byte(`{"checks":[{"name":"a","exec":{"command":["true"]}}]}`)); err != nil {
 		t.Fatal(err)
 	}
 	// Python's json.dumps writes non-BMP characters as surrogate pairs,
 	// which YAML parsers refuse; a JSON file is read as JSON.
-	c, err := Parse([]byte(`{"checks":[{"name":"a","exec":{"command":["echo","\ud83d\ude00 caf\u00e9"]}}]}`))
+	c, err := kinds.Parse([]byte(`{"checks":[{"name":"a","exec":{"command":["echo","\ud83d\ude00 caf\u00e9"]}}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +99,7 @@ func TestAdminListenMustBeLoopback(t *testing.T) {
 		":8081": false, "0.0.0.0:8081": false, "[::]:8081": false, "10.0.0.5:8081": false, "example.com:8081": false,
 	} {
 		body := `{"adminListen":"` + addr + `","checks":[{"name":"beat","ttl":{"seconds":5}}]}`
-		_, err := Parse([]byte(body))
+		_, err := kinds.Parse([]byte(body))
 		if (err == nil) != ok {
 			t.Errorf("%s: %v, want ok=%v", addr, err, ok)
 		}
@@ -104,7 +108,7 @@ func TestAdminListenMustBeLoopback(t *testing.T) {
 		}
 		// Said explicitly, any address is accepted.
 		body = `{"adminListen":"` + addr + `","allowRemoteAdmin":true,"checks":[{"name":"beat","ttl":{"seconds":5}}]}`
-		if _, err := Parse([]byte(body)); err != nil {
+		if _, err := kinds.Parse([]byte(body)); err != nil {
 			t.Errorf("%s with allowRemoteAdmin: %v", addr, err)
 		}
 	}

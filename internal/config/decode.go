@@ -18,14 +18,14 @@ import (
 )
 
 // Load reads, strictly decodes, defaults and validates the YAML (or JSON)
-// file at path. The error lists every problem found, one per line, each
+// file at path, with the kinds' rules r (kinds.Rules). The error lists every problem found, one per line, each
 // prefixed with its field path (see Parse).
-func Load(path string) (*Config, error) {
+func Load(path string, r Rules) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(b)
+	return Parse(b, r)
 }
 
 // Parse strictly decodes YAML or JSON, applies defaults and validates.
@@ -34,7 +34,7 @@ func Load(path string) (*Config, error) {
 // are errors, each reported with its path ("checks[1].tcpSocket.prot: unknown
 // field"). The returned error joins every error found (errors.Join), so its
 // text is one problem per line; the config is nil whenever err is not.
-func Parse(data []byte) (*Config, error) {
+func Parse(data []byte, r Rules) (*Config, error) {
 	js, err := toJSON(data)
 	if err != nil {
 		return nil, err
@@ -64,9 +64,9 @@ func Parse(data []byte) (*Config, error) {
 			return nil, errors.Join(shapeErrs...)
 		}
 	}
-	c.SetDefaults()
+	c.SetDefaults(r)
 	errs := shapeErrs
-	for _, e := range unjoin(c.Validate()) {
+	for _, e := range unjoin(c.Validate(r)) {
 		if !underAny(e, shapeErrs) {
 			errs = append(errs, e)
 		}

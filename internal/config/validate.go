@@ -9,27 +9,23 @@ import (
 	"strconv"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
-
-	"healthbridge/health"
-
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
 // Validate checks a defaulted Config and returns every problem found, joined
-// (errors.Join), each as "field.path: message". It does not touch the
-// machine: whether an exec command exists is checked when the check is built
-// at start-up (serve), not here.
-func (c *Config) Validate() error {
+// (errors.Join), each as "field.path: message"; the kinds' own rules come
+// from r. It does not touch the machine: whether an exec command exists is
+// checked when the check is built at start-up (serve), not here.
+func (c *Config) Validate(r Rules) error {
 	var errs []error
 	add := func(path, format string, args ...any) { errs = append(errs, Errorf(path, format, args...)) }
 
 	if err := validAddress(c.Listen); err != nil {
 		add("listen", "%v", err)
 	}
-	if c.HasKind(KindTTL) {
+	if c.HasPush(r) {
 		if err := validAddress(c.AdminListen); err != nil {
 			add("adminListen", "%v", err)
 		} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
@@ -71,12 +67,12 @@ func (c *Config) Validate() error {
 		} else {
 			seen[ch.Name] = i
 		}
-		errs = append(errs, ch.validate(p)...)
+		errs = append(errs, ch.validate(p, r)...)
 	}
 	return errors.Join(errs...)
 }
 
-func (ch *Check) validate(p string) []error {
+func (ch *Check) validate(p string, r Rules) []error {
 	var errs []error
 	add := func(path, format string, args ...any) { errs = append(errs, Errorf(path, format, args...)) }
 
@@ -122,10 +118,13 @@ func (ch *Check) validate(p string) []error {
 		add(p+".successThreshold", "must be 1 for liveness and startup checks, got %d (as Kubernetes)", ch.SuccessThreshold)
 	}
 
-	kinds := ch.setKinds()
+	var kinds []string
+	if r != nil {
+		kinds = r.Set(ch)
+	}
 	switch len(kinds) {
 	case 0:
-		add(p, "no probe: set exactly one of %s", kindList())
+		add(p, "no probe: set exactly one of %s", kindList(r))
 	case 1:
 	default:
 		add(p, "%d probes (%s): set exactly one", len(kinds), strings.Join(kinds, ", "))
@@ -136,73 +135,23 @@ func (ch *Check) validate(p string) []error {
 	if ch.StartingExitCode < 0 || ch.StartingExitCode > 255 {
 		add(p+".startingExitCode", "must be 1-255, got %d", ch.StartingExitCode)
 	}
-
-	if e := ch.Exec; e != nil {
-		if len(e.Command) == 0 {
-			add(p+".exec.command", "required: the argv to run (write [sh, -c, \"...\"] for a shell)")
-		} else if e.Command[0] == "" {
-			add(p+".exec.command[0]", "must not be empty")
-		} else if strings.ContainsAny(e.Command[0], " \t") && !strings.Contains(e.Command[0], "/") {
-			// The Kubernetes docs' exec pitfall: [ "ps -ef | grep python" ] is one argv word.
-			add(p+".exec.command[0]", "%q contains spaces: exec runs an argv without a shell; write [sh, -c, %q]", e.Command[0], e.Command[0])
-		}
-	}
-	if h := ch.HTTPGet; h != nil {
-		errs = append(errs, validPort(p+".httpGet.port", h.Port)...)
-		if h.Scheme != corev1.URISchemeHTTP && h.Scheme != corev1.URISchemeHTTPS {
-			add(p+".httpGet.scheme", "must be HTTP or HTTPS, got %q", h.Scheme)
-		}
-		if !strings.HasPrefix(h.Path, "/") {
-			add(p+".httpGet.path", "must start with '/', got %q", h.Path)
-		}
-		for j, hd := range h.HTTPHeaders {
-			if hd.Name == "" || strings.ContainsAny(hd.Name, " \t\r\n:") {
-				add(fmt.Sprintf("%s.httpGet.httpHeaders[%d].name", p, j), "invalid header name %q", hd.Name)
-			}
-			if strings.ContainsAny(hd.Value, "\r\n") {
-				add(fmt.Sprintf("%s.httpGet.httpHeaders[%d].value", p, j), "must not contain a line break")
-			}
-		}
-	}
-	if t := ch.TCPSocket; t != nil {
-		errs = append(errs, validPort(p+".tcpSocket.port", t.Port)...)
-	}
-	if g := ch.GRPC; g != nil {
-		if g.Port < 1 || g.Port > 65535 {
-			add(p+".grpc.port", "must be 1-65535, got %d", g.Port)
-		}
-		if t := g.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
-			add(p+".grpc.tls", "certFile and keyFile go together")
-		}
-	}
-	if k := ch.KubernetesPod; k != nil && k.MaxStalenessSeconds < 0 {
-		add(p+".kubernetesPod.maxStalenessSeconds", "must be >= 0, got %d", k.MaxStalenessSeconds)
-	}
-	if r := ch.Rundir; r != nil {
-		if r.Unit == "" {
-			add(p+".rundir.unit", "required")
-		} else if err := health.ValidUnitName(r.Unit); err != nil {
-			add(p+".rundir.unit", "%v", err)
-		}
-		if r.MaxAgeSeconds < 0 {
-			add(p+".rundir.maxAgeSeconds", "must be >= 0, got %d", r.MaxAgeSeconds)
-		}
-	}
-	if t := ch.TTL; t != nil && t.Seconds < 1 {
-		add(p+".ttl.seconds", "must be >= 1, got %d", t.Seconds)
+	if r != nil {
+		errs = append(errs, r.Validate(ch, p)...)
 	}
 	return errs
 }
 
-func kindList() string {
-	var s []string
-	for _, k := range Kinds() {
-		s = append(s, string(k))
+func kindList(r Rules) string {
+	if r == nil {
+		return "(no kinds known)"
 	}
-	return strings.Join(s, ", ")
+	return strings.Join(r.Names(), ", ")
 }
 
-func validPort(path string, port intstr.IntOrString) []error {
+// ValidPort checks a Kubernetes port field (a number, or a numeric
+// string); a named port is refused, since a sidecar does not know the
+// container's ports. The error names path.
+func ValidPort(path string, port intstr.IntOrString) []error {
 	if port.Type == intstr.String {
 		if n, err := strconv.Atoi(port.StrVal); err == nil && n >= 1 && n <= 65535 {
 			return nil
@@ -251,4 +200,13 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// ValidTLS checks a tls block (nil is fine): certFile and keyFile go
+// together. Whether the files exist is checked at start-up.
+func ValidTLS(path string, t *TLS) []error {
+	if t != nil && (t.CertFile == "") != (t.KeyFile == "") {
+		return []error{Errorf(path, "certFile and keyFile go together")}
+	}
+	return nil
 }

@@ -8,27 +8,17 @@ package oneshot
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
-	"healthbridge/health"
 	"healthbridge/internal/config"
 	"healthbridge/internal/probe"
-	execprobe "healthbridge/internal/probe/exec"
-	grpcprobe "healthbridge/internal/probe/grpc"
-	httpprobe "healthbridge/internal/probe/http"
 	"healthbridge/internal/probe/kinds"
-	"healthbridge/internal/probe/rundir"
-	"healthbridge/internal/probe/tcp"
-	"healthbridge/internal/tlsclient"
 )
 
 // Exit codes, as Docker's HEALTHCHECK: 0 healthy, 1 unhealthy. 2 is a usage
@@ -45,16 +35,22 @@ const DefaultTimeout = 5 * time.Second
 // UserAgent is sent by the HTTP probe; set by main to include the version.
 var UserAgent = "healthbridge"
 
-const probeUsage = `Usage:
-  healthbridge probe http(s)://HOST:PORT/PATH [--header K:V]... [--timeout 5s] [--insecure] [--ca FILE] [--server-name N] [--cert FILE --key FILE] [-v]
-  healthbridge probe tcp HOST:PORT [--timeout 5s] [-v]
-  healthbridge probe grpc HOST:PORT [--service NAME] [--tls] [--insecure] [--ca FILE] [--server-name N] [--cert FILE --key FILE] [-v]
-  healthbridge probe rundir PATH --unit UNIT [--no-pid] [--max-age 30s] [-v]
-  healthbridge probe exec [--timeout 5s] [-v] -- COMMAND [ARG]...
-
+// usage is the usage of `healthbridge probe`, one line per kind that has
+// a one-shot form, from the kind list.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("Usage:\n")
+	for _, k := range kinds.List {
+		if k.OneShot != nil {
+			b.WriteString("  healthbridge probe " + k.OneShot.Usage + "\n")
+		}
+	}
+	b.WriteString(`
 Exit 0 healthy, 1 unhealthy (Docker's HEALTHCHECK contract), 2 usage error.
 Quiet on success; one line of reason on stderr on failure; -v for detail.
-`
+`)
+	return b.String()
+}
 
 // parseInterleaved parses flags that may come before or after positional
 // arguments ("probe URL --timeout 5s"). The caller has already split off
@@ -74,18 +70,6 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-type headerFlag struct{ h http.Header }
-
-func (f *headerFlag) String() string { return "" }
-func (f *headerFlag) Set(s string) error {
-	k, v, ok := strings.Cut(s, ":")
-	if !ok || strings.TrimSpace(k) == "" {
-		return fmt.Errorf("want Name:Value, got %q", s)
-	}
-	f.h.Add(strings.TrimSpace(k), strings.TrimSpace(v))
-	return nil
-}
-
 // flagHint adds a hint to a flag error where the fix is not obvious: a
 // duration without a unit ("--timeout 5") needs one ("5s").
 func flagHint(err error) string {
@@ -96,122 +80,87 @@ func flagHint(err error) string {
 	return msg
 }
 
-// Probe runs `healthbridge probe ARGS` and returns the exit code.
+// Probe runs `healthbridge probe ARGS` and returns the exit code. The kind
+// is chosen by the first argument that is not a flag (kinds.ForWord); the
+// common flags (--timeout, -v) and the kind's own are then parsed,
+// anywhere before "--".
 func Probe(args []string, stdout, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "healthbridge probe:", flagHint(err))
+		fmt.Fprint(stderr, usage())
+		return ExitUsage
+	}
+	// Everything after "--" is the exec command, untouched by flag parsing.
+	var command []string
+	for i, a := range args {
+		if a == "--" {
+			args, command = args[:i], args[i+1:]
+			if command == nil {
+				command = []string{}
+			}
+			break
+		}
+	}
+	// The kind is the first argument that names one; flags and their
+	// values may come before it ("--timeout 5s exec -- …").
+	var (
+		kind  *probe.Kind
+		first string // the first argument that is not a flag
+	)
+	for _, a := range args {
+		switch {
+		case a == "-h" || a == "-help" || a == "--help":
+			fmt.Fprint(stdout, usage()) // asked for: stdout, exit 0
+			return ExitHealthy
+		case strings.HasPrefix(a, "-") || kind != nil:
+		default:
+			if first == "" {
+				first = a
+			}
+			kind = kinds.ForWord(a)
+		}
+	}
+	switch {
+	case kind == nil && first != "":
+		return fail(fmt.Errorf("unknown probe %q: want %s", first, words()))
+	case kind == nil:
+		return fail(errors.New("what to probe is missing"))
+	}
 	fs := flag.NewFlagSet("healthbridge probe", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	timeout := fs.Duration("timeout", DefaultTimeout, "bound on the whole probe")
 	verbose := fs.Bool("v", false, "print detail, also on success")
-	insecure := fs.Bool("insecure", false, "https, grpc: do not verify the server's certificate")
-	headers := &headerFlag{h: http.Header{}}
-	fs.Var(headers, "header", "http: request header Name:Value (repeatable)")
-	unit := fs.String("unit", "", "rundir: the unit name")
-	noPid := fs.Bool("no-pid", false, "rundir: do not check that the pid is a live process")
-	maxAge := fs.Duration("max-age", 0, "rundir: fail a state older than this (0: off)")
-	service := fs.String("service", "", "grpc: the service name sent in HealthCheckRequest")
-	useTLS := fs.Bool("tls", false, "grpc: dial with TLS (implied by --insecure, --ca and --cert)")
-	caFile := fs.String("ca", "", "https, grpc: PEM file of CAs to verify the server with (default: the system's)")
-	serverName := fs.String("server-name", "", "https, grpc: name to verify in the server's certificate")
-	certFile := fs.String("cert", "", "https, grpc: client certificate (PEM), with --key")
-	keyFile := fs.String("key", "", "https, grpc: client key (PEM), with --cert")
-	tlsFlags := func() (*tls.Config, error) {
-		return tlsclient.Config(&config.TLS{InsecureSkipVerify: *insecure, CAFile: *caFile, ServerName: *serverName,
-			CertFile: *certFile, KeyFile: *keyFile}, "tls")
-	}
-	usage := func(err error) int {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, probeUsage) // asked for: stdout, exit 0
-			return ExitHealthy
-		}
-		if err != nil {
-			fmt.Fprintln(stderr, "healthbridge probe:", flagHint(err))
-		}
-		fmt.Fprint(stderr, probeUsage)
-		return ExitUsage
-	}
-
-	// Everything after "--" is the exec command, untouched by flag parsing.
-	var cmdArgs []string
-	for i, a := range args {
-		if a == "--" {
-			args, cmdArgs = args[:i], args[i+1:]
-			break
-		}
-	}
+	build := kind.OneShot.Flags(fs)
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		return usage(err)
+		return fail(err)
 	}
 	if *timeout <= 0 {
-		return usage(fmt.Errorf("--timeout: must be > 0, got %v", *timeout))
+		return fail(fmt.Errorf("--timeout: must be > 0, got %v", *timeout))
 	}
-	if len(pos) == 0 {
-		return usage(errors.New("what to probe is missing"))
+	if len(pos) == 0 || kinds.ForWord(pos[0]) != kind {
+		return fail(fmt.Errorf("unknown probe %q: want %s", first, words()))
 	}
-	var (
-		p    probe.Prober
-		what string
-	)
-	switch kind := pos[0]; {
-	case strings.HasPrefix(kind, "http://") || strings.HasPrefix(kind, "https://"):
-		if len(pos) != 1 {
-			return usage(fmt.Errorf("unexpected argument %q", pos[1]))
-		}
-		u, err := url.Parse(kind)
-		if err != nil || u.Host == "" {
-			return usage(fmt.Errorf("invalid URL %q", kind))
-		}
-		// Unlike the sidecar's httpGet (the kubelet's rule), the one-shot
-		// client verifies certificates unless told --insecure, as curl.
-		tc, err := tlsFlags()
-		if err != nil {
-			return usage(err)
-		}
-		p, what = httpprobe.NewURL(u, httpprobe.Options{Header: headers.h, UserAgent: UserAgent, TLS: tc}), u.String()
-	case kind == "tcp":
-		if len(pos) != 2 {
-			return usage(errors.New("tcp: want exactly one HOST:PORT"))
-		}
-		p, what = tcp.NewAddr(pos[1]), pos[1]
-	case kind == "rundir":
-		if len(pos) != 2 || *unit == "" {
-			return usage(errors.New("rundir: want PATH and --unit UNIT"))
-		}
-		u, err := health.NewUnit(pos[1], *unit)
-		if err != nil {
-			return usage(fmt.Errorf("--unit: %w", err))
-		}
-		p, what = rundir.NewDir(u.Dir(), !*noPid, *maxAge), u.Dir()
-	case kind == "exec":
-		if len(pos) != 1 || len(cmdArgs) == 0 {
-			return usage(errors.New("exec: want -- COMMAND [ARG]..."))
-		}
-		ep, err := execprobe.NewArgv(cmdArgs, *timeout, 0)
-		if err != nil {
-			return usage(err)
-		}
-		p, what = ep, strings.Join(cmdArgs, " ")
-	case kind == "grpc":
-		if len(pos) != 2 {
-			return usage(errors.New("grpc: want exactly one HOST:PORT"))
-		}
-		var tc *tls.Config
-		if *useTLS || *insecure || *caFile != "" || *certFile != "" {
-			c, err := tlsFlags()
-			if err != nil {
-				return usage(err)
-			}
-			tc = c
-		}
-		p, what = grpcprobe.NewAddr(pos[1], *service, tc, UserAgent), pos[1]
-	default:
-		return usage(fmt.Errorf("unknown probe %q: want an http(s) URL, tcp, grpc, rundir or exec", kind))
+	if command != nil && kind.Name != "exec" {
+		return fail(errors.New(`arguments after "--" are only for exec`))
 	}
-	if len(cmdArgs) > 0 && pos[0] != "exec" {
-		return usage(errors.New(`arguments after "--" are only for exec`))
+	p, what, err := build(probe.Args{Pos: pos, Command: command, Timeout: *timeout, Deps: probe.Deps{UserAgent: UserAgent}})
+	if err != nil {
+		return fail(err)
 	}
 	r := runOne(p, *timeout)
 	return report(stdout, stderr, what, r, *verbose)
+}
+
+// words lists what may follow `healthbridge probe`.
+func words() string {
+	var w []string
+	for _, k := range kinds.List {
+		if k.OneShot != nil {
+			w = append(w, k.OneShot.Words...)
+		}
+	}
+	return strings.Join(w, ", ")
 }
 
 // runOne runs p once, bounded by timeout plus probe.AbandonGrace even when
@@ -305,7 +254,7 @@ func Check(args []string, stdout, stderr io.Writer) int {
 		}
 		role = r
 	}
-	cfg, err := config.Load(*file)
+	cfg, err := kinds.Load(*file)
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintf(stderr, "%s: %s\n", *file, line)
@@ -320,10 +269,11 @@ func Check(args []string, stdout, stderr io.Writer) int {
 	var jobs []*job
 	for i := range cfg.Checks {
 		c := &cfg.Checks[i]
-		if (role != config.RoleUnknown && !c.HasRole(role)) || c.Kind() == config.KindTTL {
-			continue
+		k := kinds.Of(c)
+		if (role != config.RoleUnknown && !c.HasRole(role)) || k == nil || k.Push != nil {
+			continue // a push check has nothing to ask
 		}
-		p, err := kinds.New(c, probe.Deps{UserAgent: UserAgent, Name: c.Name})
+		p, err := k.New(c, probe.Deps{UserAgent: UserAgent})
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: checks[%d].%v\n", *file, i, err)
 			return ExitUsage

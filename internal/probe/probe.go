@@ -2,10 +2,10 @@
 // interface every probe kind implements, the per-run Result and its Outcome.
 //
 // It does no I/O and imports no probe kind. Each kind lives in its own
-// sub-package (internal/probe/exec, tcp, http, …) and exports
-// New(check, deps) (Prober, error); internal/probe/kinds maps config kinds to
-// those constructors. Periods, thresholds and states are not a probe's
-// business: see internal/scheduler and internal/state.
+// sub-package (internal/probe/exec, tcp, http, …) and exports one Kind
+// descriptor; internal/probe/kinds lists them. Periods, thresholds and
+// states are not a probe's business: see internal/scheduler and
+// internal/state.
 package probe
 
 import (
@@ -124,34 +124,12 @@ type Prober interface {
 // Deps are what a probe constructor may need beyond its own spec. The zero
 // value is usable.
 type Deps struct {
-	// UserAgent is sent by HTTP probes that do not set one; default
-	// "healthbridge/<version>".
+	// UserAgent is sent by HTTP and gRPC probes that do not set one;
+	// default "healthbridge/<version>".
 	UserAgent string
-	// Pushed is where ttl checks read the reports applications push; nil
-	// when the config has no ttl check.
-	Pushed PushSource
-	// Name is the check's name (ttl checks look their reports up by it).
-	Name string
 	// Kubeconfig is --kubeconfig for kubernetesPod checks; empty means
 	// client-go's usual rules ($KUBECONFIG, ~/.kube/config, in-cluster).
 	Kubeconfig string
-}
-
-// Push is a report an application pushed for a ttl check.
-type Push struct {
-	// Outcome is OutcomeSuccess (pass), OutcomeWarning (warn) or
-	// OutcomeFailure (fail).
-	Outcome Outcome
-	// Output is the report's body, at most MaxOutput bytes.
-	Output string
-	// At is when the report arrived.
-	At time.Time
-}
-
-// PushSource gives the last report pushed for a check.
-type PushSource interface {
-	// LastPush returns the check's last report, or false if none arrived.
-	LastPush(check string) (Push, bool)
 }
 
 // MaxOutput is how many bytes of a probe's output are stored: 4096, as

@@ -84,7 +84,7 @@ func (h *Handler) writeJSON(w http.ResponseWriter, code int, sc state.Scope, v s
 		}
 		for _, r := range c.State.Results {
 			rj := resultJSON{Start: r.Start.UTC(), End: r.End.UTC(), Outcome: r.Outcome, HTTPStatus: r.HTTPStatus}
-			if c.Kind == "exec" {
+			if c.ExitCodes {
 				ec := r.ExitCode
 				rj.ExitCode = &ec
 			}

@@ -26,7 +26,7 @@ func newStore() *state.Store {
 	one := state.Policy{FailureThreshold: 1}
 	return state.NewStore([]state.Info{
 		{Name: "web", Kind: "httpGet", Roles: []config.Role{config.RoleLiveness, config.RoleReadiness}, Policy: one},
-		{Name: "db", Kind: "exec", Roles: []config.Role{config.RoleReadiness}, Policy: one},
+		{Name: "db", Kind: "exec", ExitCodes: true, Roles: []config.Role{config.RoleReadiness}, Policy: one},
 		{Name: "boot", Kind: "tcpSocket", Roles: []config.Role{config.RoleStartup}, Policy: one},
 	}, t0)
 }

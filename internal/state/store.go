@@ -17,6 +17,9 @@ type Info struct {
 	Name string
 	// Kind is its probe kind (exec, httpGet, …).
 	Kind string
+	// ExitCodes says that its results carry a process exit code (the
+	// kind's probe.Kind.ExitCodes).
+	ExitCodes bool
 	// Roles are the endpoints it gates.
 	Roles []config.Role
 	// Policy holds its thresholds.

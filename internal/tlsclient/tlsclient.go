@@ -6,6 +6,7 @@ package tlsclient
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"flag"
 	"os"
 
 	"healthbridge/internal/config"
@@ -37,4 +38,22 @@ func Config(t *config.TLS, path string) (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
+}
+
+// Flags registers the one-shot client's TLS flags on fs (--insecure, --ca,
+// --server-name, --cert, --key) and returns a function, to call after
+// parsing, that builds the client TLS config from them and reports
+// whether any of them was given.
+func Flags(fs *flag.FlagSet) func() (*tls.Config, bool, error) {
+	var t config.TLS
+	fs.BoolVar(&t.InsecureSkipVerify, "insecure", false, "do not verify the server's certificate")
+	fs.StringVar(&t.CAFile, "ca", "", "PEM file of CAs to verify the server with (default: the system's)")
+	fs.StringVar(&t.ServerName, "server-name", "", "name to verify in the server's certificate")
+	fs.StringVar(&t.CertFile, "cert", "", "client certificate (PEM), with --key")
+	fs.StringVar(&t.KeyFile, "key", "", "client key (PEM), with --cert")
+	return func() (*tls.Config, bool, error) {
+		given := t != config.TLS{}
+		tc, err := Config(&t, "tls")
+		return tc, given, err
+	}
 }

@@ -11,18 +11,18 @@ package exec
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	osexec "os/exec"
+	"strings"
 	"syscall"
 	"time"
 
 	"healthbridge/internal/config"
 	"healthbridge/internal/probe"
 	"healthbridge/internal/proc"
-
-	corev1 "k8s.io/api/core/v1"
 )
 
 // Timing constants.
@@ -36,11 +36,50 @@ const (
 	drainGrace = 100 * time.Millisecond
 )
 
+// Kind is the exec kind: `exec: {command: [argv...]}`, as the kubelet's.
+var Kind = probe.Kind{
+	Name:      "exec",
+	Has:       func(c *config.Check) bool { return c.Exec != nil },
+	Validate:  validate,
+	New:       New,
+	ExitCodes: true,
+	OneShot: &probe.OneShot{
+		Words: []string{"exec"},
+		Usage: "exec [--timeout 5s] [-v] -- COMMAND [ARG]...",
+		Flags: func(*flag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
+			return func(a probe.Args) (probe.Prober, string, error) {
+				if len(a.Pos) != 1 || len(a.Command) == 0 {
+					return nil, "", errors.New("exec: want -- COMMAND [ARG]...")
+				}
+				p, err := NewArgv(a.Command, a.Timeout, 0)
+				if err != nil {
+					return nil, "", err
+				}
+				return p, strings.Join(a.Command, " "), nil
+			}
+		},
+	},
+}
+
+func validate(c *config.Check, path string) []error {
+	e := c.Exec
+	switch {
+	case len(e.Command) == 0:
+		return []error{config.Errorf(path+".exec.command", "required: the argv to run (write [sh, -c, \"...\"] for a shell)")}
+	case e.Command[0] == "":
+		return []error{config.Errorf(path+".exec.command[0]", "must not be empty")}
+	case strings.ContainsAny(e.Command[0], " \t") && !strings.Contains(e.Command[0], "/"):
+		// The Kubernetes docs' pitfall: [ "ps -ef | grep python" ] is one
+		// argv word.
+		return []error{config.Errorf(path+".exec.command[0]", "%q contains spaces: exec runs an argv without a shell; write [sh, -c, %q]", e.Command[0], e.Command[0])}
+	}
+	return nil
+}
+
 // Prober runs one command per Probe call.
 type Prober struct {
 	argv         []string
 	path         string // resolved argv[0]
-	env          []string
 	timeout      time.Duration
 	startingCode int
 }
@@ -52,31 +91,26 @@ func New(c *config.Check, _ probe.Deps) (probe.Prober, error) {
 	if c.Exec == nil || len(c.Exec.Command) == 0 {
 		return nil, config.Errorf("exec.command", "required")
 	}
-	path, err := osexec.LookPath(c.Exec.Command[0])
+	p, err := NewArgv(c.Exec.Command, c.Timeout(), int(c.StartingExitCode))
 	if err != nil {
-		return nil, config.Errorf("exec.command[0]", "%q not found: %v", c.Exec.Command[0], unwrapExecErr(err))
+		return nil, config.Errorf("exec.command[0]", "%v", err)
 	}
-	return &Prober{
-		argv:         c.Exec.Command,
-		path:         path,
-		timeout:      c.Timeout(),
-		startingCode: int(c.StartingExitCode),
-	}, nil
+	return p, nil
 }
 
-// NewArgv builds a prober for argv directly (exechealthz mode and the
-// one-shot client). startingCode 0 turns the starting exit code off.
+// NewArgv builds a prober for argv (exechealthz mode and the one-shot
+// client), resolving argv[0] on $PATH now. timeout is only for the
+// timeout message; the context carries the deadline. startingCode 0 turns
+// the starting exit code off.
 func NewArgv(argv []string, timeout time.Duration, startingCode int) (*Prober, error) {
-	c := &config.Check{StartingExitCode: int32(startingCode)}
-	c.Exec = &corev1.ExecAction{Command: argv}
-	c.TimeoutSeconds = int32(timeout / time.Second)
-	p, err := New(c, probe.Deps{})
-	if err != nil {
-		return nil, err
+	if len(argv) == 0 {
+		return nil, errors.New("no command")
 	}
-	ep := p.(*Prober)
-	ep.timeout = timeout
-	return ep, nil
+	path, err := osexec.LookPath(argv[0])
+	if err != nil {
+		return nil, fmt.Errorf("%q not found: %v", argv[0], unwrapExecErr(err))
+	}
+	return &Prober{argv: argv, path: path, timeout: timeout, startingCode: startingCode}, nil
 }
 
 func unwrapExecErr(err error) error {
@@ -100,7 +134,6 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	}
 	cmd := osexec.CommandContext(ctx, p.path, p.argv[1:]...)
 	cmd.Args[0] = p.argv[0]
-	cmd.Env = p.env
 	// The write end goes to the child as an *os.File, so exec starts no copy
 	// goroutine and Wait returns as soon as the command exits, even if a
 	// background child still holds the pipe (sh -c 'sleep 300 & echo ok').

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"strconv"
 
@@ -24,6 +25,43 @@ import (
 	"healthbridge/internal/probe"
 	"healthbridge/internal/tlsclient"
 )
+
+// Kind is the grpc kind: the kubelet's grpc probe (port, service) plus
+// host and tls.
+var Kind = probe.Kind{
+	Name: "grpc",
+	Has:  func(c *config.Check) bool { return c.GRPC != nil },
+	Validate: func(c *config.Check, path string) []error {
+		var errs []error
+		if g := c.GRPC; g.Port < 1 || g.Port > 65535 {
+			errs = append(errs, config.Errorf(path+".grpc.port", "must be 1-65535, got %d", g.Port))
+		}
+		return append(errs, config.ValidTLS(path+".grpc.tls", c.GRPC.TLS)...)
+	},
+	New: New,
+	OneShot: &probe.OneShot{
+		Words: []string{"grpc"},
+		Usage: "grpc HOST:PORT [--service NAME] [--tls] [--insecure] [--ca FILE] [--server-name N] [--cert FILE --key FILE] [-v]",
+		Flags: func(fs *flag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
+			service := fs.String("service", "", "the service name sent in HealthCheckRequest")
+			useTLS := fs.Bool("tls", false, "dial with TLS (implied by --insecure, --ca and --cert)")
+			tlsFlags := tlsclient.Flags(fs)
+			return func(a probe.Args) (probe.Prober, string, error) {
+				if len(a.Pos) != 2 {
+					return nil, "", errors.New("grpc: want exactly one HOST:PORT")
+				}
+				tc, given, err := tlsFlags()
+				if err != nil {
+					return nil, "", err
+				}
+				if !given && !*useTLS {
+					tc = nil // plaintext, as the kubelet
+				}
+				return NewAddr(a.Pos[1], *service, tc, a.Deps.UserAgent), a.Pos[1], nil
+			}
+		},
+	},
+}
 
 // Prober calls Health/Check on a new connection per Probe call, as the
 // kubelet does, so a probe never reuses a connection that hides a restart.

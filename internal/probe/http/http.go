@@ -21,12 +21,15 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"healthbridge/internal/config"
 	"healthbridge/internal/probe"
@@ -43,6 +46,85 @@ const (
 
 // errTooManyRedirects is returned by the redirect policy after MaxRedirects.
 var errTooManyRedirects = errors.New("stopped after 10 redirects")
+
+// Kind is the httpGet kind: the kubelet's httpGet (path, port, host,
+// scheme, httpHeaders) plus tls.
+var Kind = probe.Kind{
+	Name: "httpGet",
+	Has:  func(c *config.Check) bool { return c.HTTPGet != nil },
+	Defaults: func(c *config.Check) {
+		if c.HTTPGet.Scheme == "" {
+			c.HTTPGet.Scheme = corev1.URISchemeHTTP
+		}
+		if c.HTTPGet.Path == "" {
+			c.HTTPGet.Path = "/"
+		}
+	},
+	Validate: validate,
+	New:      New,
+	OneShot: &probe.OneShot{
+		Words: []string{"http://", "https://"},
+		Usage: "http(s)://HOST:PORT/PATH [--header K:V]... [--timeout 5s] [--insecure] [--ca FILE] [--server-name N] [--cert FILE --key FILE] [-v]",
+		Flags: oneShot,
+	},
+}
+
+func validate(c *config.Check, path string) []error {
+	h := c.HTTPGet
+	p := path + ".httpGet"
+	errs := config.ValidPort(p+".port", h.Port)
+	if h.Scheme != corev1.URISchemeHTTP && h.Scheme != corev1.URISchemeHTTPS {
+		errs = append(errs, config.Errorf(p+".scheme", "must be HTTP or HTTPS, got %q", h.Scheme))
+	}
+	if !strings.HasPrefix(h.Path, "/") {
+		errs = append(errs, config.Errorf(p+".path", "must start with '/', got %q", h.Path))
+	}
+	for j, hd := range h.HTTPHeaders {
+		if hd.Name == "" || strings.ContainsAny(hd.Name, " \t\r\n:") {
+			errs = append(errs, config.Errorf(fmt.Sprintf("%s.httpHeaders[%d].name", p, j), "invalid header name %q", hd.Name))
+		}
+		if strings.ContainsAny(hd.Value, "\r\n") {
+			errs = append(errs, config.Errorf(fmt.Sprintf("%s.httpHeaders[%d].value", p, j), "must not contain a line break"))
+		}
+	}
+	return append(errs, config.ValidTLS(p+".tls", h.TLS)...)
+}
+
+// oneShot is `healthbridge probe http(s)://…`. Unlike the sidecar's
+// httpGet (the kubelet's rule), it verifies certificates unless told
+// --insecure, as curl.
+func oneShot(fs *flag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
+	headers := &headerFlag{h: http.Header{}}
+	fs.Var(headers, "header", "request header Name:Value (repeatable)")
+	tlsFlags := tlsclient.Flags(fs)
+	return func(a probe.Args) (probe.Prober, string, error) {
+		if len(a.Pos) != 1 {
+			return nil, "", fmt.Errorf("unexpected argument %q", a.Pos[1])
+		}
+		u, err := url.Parse(a.Pos[0])
+		if err != nil || u.Host == "" {
+			return nil, "", fmt.Errorf("invalid URL %q", a.Pos[0])
+		}
+		tc, _, err := tlsFlags()
+		if err != nil {
+			return nil, "", err
+		}
+		return NewURL(u, Options{Header: headers.h, UserAgent: a.Deps.UserAgent, TLS: tc}), u.String(), nil
+	}
+}
+
+// headerFlag is a repeatable --header Name:Value.
+type headerFlag struct{ h http.Header }
+
+func (f *headerFlag) String() string { return "" }
+func (f *headerFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, ":")
+	if !ok || strings.TrimSpace(k) == "" {
+		return fmt.Errorf("want Name:Value, got %q", s)
+	}
+	f.h.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	return nil
+}
 
 // Prober sends one GET per Probe call.
 type Prober struct {

@@ -1,11 +1,15 @@
-// Package kinds is the one registry of probe kinds: a map from each config
-// kind to its constructor. Adding a kind means a package under
-// internal/probe/<kind>, a config field, and one line here; a test checks
-// that every kind the config knows has a constructor.
+// Package kinds is the one list of probe kinds. Every entry point goes
+// through it: the config's rules (Rules, Load, Parse), the sidecar's
+// wiring (Of, New, push kinds), the one-shot client (ForWord).
+//
+// Adding a kind means: its package under internal/probe/<kind> exporting a
+// probe.Kind, its field in config.Check, and one line in List. A test
+// checks that every probe field of config.Check has exactly one entry.
 package kinds
 
 import (
 	"fmt"
+	"strings"
 
 	"healthbridge/internal/config"
 	"healthbridge/internal/probe"
@@ -18,28 +22,107 @@ import (
 	"healthbridge/internal/probe/ttl"
 )
 
-// Constructor builds a Prober for one check. Errors name the offending field
-// relative to the check ("exec.command[0]: ...").
-type Constructor func(c *config.Check, d probe.Deps) (probe.Prober, error)
-
-// Registry maps each probe kind to its constructor.
-var Registry = map[config.Kind]Constructor{
-	config.KindExec:      exec.New,
-	config.KindHTTPGet:   http.New,
-	config.KindTCPSocket: tcp.New,
-	config.KindGRPC:      grpc.New,
-	config.KindKubePod:   kube.New,
-	config.KindRundir:    rundir.New,
-	config.KindTTL:       ttl.New,
+// List is every probe kind, in the order messages name them.
+var List = []*probe.Kind{
+	&exec.Kind,
+	&http.Kind,
+	&tcp.Kind,
+	&grpc.Kind,
+	&kube.Kind,
+	&rundir.Kind,
+	&ttl.Kind,
 }
 
-// New builds the Prober for a validated check. The error is prefixed with
-// the check's kind when the config holds a kind without a constructor.
-func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
-	k := c.Kind()
-	ctor, ok := Registry[k]
-	if !ok {
-		return nil, fmt.Errorf("no prober for kind %q", k)
+// Of returns the kind of a validated check (exactly one kind field set),
+// or nil.
+func Of(c *config.Check) *probe.Kind {
+	var found *probe.Kind
+	for _, k := range List {
+		if k.Has(c) {
+			if found != nil {
+				return nil
+			}
+			found = k
+		}
 	}
-	return ctor(c, d)
+	return found
 }
+
+// New builds the sidecar's prober for a validated check of a kind that is
+// not a push kind.
+func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
+	k := Of(c)
+	if k == nil {
+		return nil, fmt.Errorf("no single probe kind")
+	}
+	return k.New(c, d)
+}
+
+// ForWord returns the kind `healthbridge probe <word>` selects: the word
+// equals one of the kind's words, or starts with one ending in "://".
+func ForWord(word string) *probe.Kind {
+	for _, k := range List {
+		if k.OneShot == nil {
+			continue
+		}
+		for _, w := range k.OneShot.Words {
+			if word == w || (strings.HasSuffix(w, "://") && strings.HasPrefix(word, w)) {
+				return k
+			}
+		}
+	}
+	return nil
+}
+
+// Rules are the kinds' config rules, for config.Load and friends.
+var Rules config.Rules = rules{}
+
+type rules struct{}
+
+func (rules) Names() []string {
+	var out []string
+	for _, k := range List {
+		out = append(out, k.Name)
+	}
+	return out
+}
+
+func (rules) Set(c *config.Check) []string {
+	var out []string
+	for _, k := range List {
+		if k.Has(c) {
+			out = append(out, k.Name)
+		}
+	}
+	return out
+}
+
+func (rules) Defaults(c *config.Check) {
+	for _, k := range List {
+		if k.Has(c) && k.Defaults != nil {
+			k.Defaults(c)
+		}
+	}
+}
+
+func (rules) Validate(c *config.Check, path string) []error {
+	var errs []error
+	for _, k := range List {
+		if k.Has(c) && k.Validate != nil {
+			errs = append(errs, k.Validate(c, path)...)
+		}
+	}
+	return errs
+}
+
+func (rules) Push(c *config.Check) bool {
+	k := Of(c)
+	return k != nil && k.Push != nil
+}
+
+// Load reads, decodes, defaults and validates a config file with every
+// kind's rules (config.Load with Rules).
+func Load(path string) (*config.Config, error) { return config.Load(path, Rules) }
+
+// Parse is config.Parse with every kind's rules.
+func Parse(data []byte) (*config.Config, error) { return config.Parse(data, Rules) }

@@ -1,18 +1,79 @@
 package kinds
 
 import (
+	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 
 	"healthbridge/internal/config"
 )
 
-func TestRegistryCoversEveryConfigKind(t *testing.T) {
-	for _, k := range config.Kinds() {
-		if Registry[k] == nil {
-			t.Errorf("config kind %q has no constructor", k)
+// unionFields lists the JSON names of config.Check's probe fields: every
+// field, own or promoted from the embedded corev1.Probe, that holds a
+// pointer to a struct.
+func unionFields() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, f := range reflect.VisibleFields(reflect.TypeFor[config.Check]()) {
+		if f.Type.Kind() != reflect.Pointer || f.Type.Elem().Kind() != reflect.Struct {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name != "" && !seen[name] {
+			seen[name] = true
+			out = append(out, name)
 		}
 	}
-	if len(Registry) != len(config.Kinds()) {
-		t.Errorf("registry has %d kinds, config knows %d", len(Registry), len(config.Kinds()))
+	return out
+}
+
+// TestListCoversEveryConfigKind: every probe field of the config has
+// exactly one kind in List, named after it, and List has nothing else.
+func TestListCoversEveryConfigKind(t *testing.T) {
+	fields := unionFields()
+	if len(fields) < 7 {
+		t.Fatalf("found only %v: the test cannot see the config's probe fields", fields)
+	}
+	for _, f := range fields {
+		var c config.Check
+		if err := json.Unmarshal([]byte(`{"`+f+`": {}}`), &c); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		var names []string
+		for _, k := range List {
+			if k.Has(&c) {
+				names = append(names, k.Name)
+			}
+		}
+		if len(names) != 1 || names[0] != f {
+			t.Errorf("config field %q: kinds %v, want exactly [%s]", f, names, f)
+		}
+	}
+	if len(List) != len(fields) {
+		t.Errorf("List has %d kinds, the config %d probe fields (%v)", len(List), len(fields), fields)
+	}
+	for _, k := range List {
+		if k.Name == "" || k.Has == nil || k.New == nil {
+			t.Errorf("kind %q lacks a name, Has or New", k.Name)
+		}
+		if k.OneShot != nil && (len(k.OneShot.Words) == 0 || k.OneShot.Flags == nil || k.OneShot.Usage == "") {
+			t.Errorf("kind %q: incomplete OneShot", k.Name)
+		}
+	}
+}
+
+func TestForWord(t *testing.T) {
+	for word, want := range map[string]string{
+		"tcp": "tcpSocket", "http://127.0.0.1/": "httpGet", "https://x/": "httpGet", "grpc": "grpc",
+		"rundir": "rundir", "exec": "exec", "ttl": "", "httpx": "", "": "",
+	} {
+		got := ""
+		if k := ForWord(word); k != nil {
+			got = k.Name
+		}
+		if got != want {
+			t.Errorf("%q: %q, want %q", word, got, want)
+		}
 	}
 }

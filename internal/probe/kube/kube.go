@@ -40,6 +40,25 @@ import (
 // ServiceAccountNamespaceFile is where a pod finds its namespace.
 const ServiceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
+// Kind is the kubernetesPod kind: this pod's container readiness, as the
+// kubelet reported it.
+var Kind = probe.Kind{
+	Name: "kubernetesPod",
+	Has:  func(c *config.Check) bool { return c.KubernetesPod != nil },
+	Defaults: func(c *config.Check) {
+		if c.KubernetesPod.MaxStalenessSeconds == 0 {
+			c.KubernetesPod.MaxStalenessSeconds = config.DefaultMaxStalenessSeconds
+		}
+	},
+	Validate: func(c *config.Check, path string) []error {
+		if k := c.KubernetesPod; k.MaxStalenessSeconds < 0 {
+			return []error{config.Errorf(path+".kubernetesPod.maxStalenessSeconds", "must be >= 0, got %d", k.MaxStalenessSeconds)}
+		}
+		return nil
+	},
+	New: New,
+}
+
 // Prober reads one pod's readiness from a watch cache.
 type Prober struct {
 	ns, pod, container, self string

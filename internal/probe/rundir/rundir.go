@@ -8,6 +8,9 @@ package rundir
 
 import (
 	"context"
+	"errors"
+	"flag"
+	"fmt"
 	"path/filepath"
 	"time"
 
@@ -15,6 +18,51 @@ import (
 	"healthbridge/internal/config"
 	"healthbridge/internal/probe"
 )
+
+// Kind is the rundir kind: an application's run-dir state files.
+var Kind = probe.Kind{
+	Name: "rundir",
+	Has:  func(c *config.Check) bool { return c.Rundir != nil },
+	Defaults: func(c *config.Check) {
+		if c.Rundir.CheckPid == nil {
+			t := true
+			c.Rundir.CheckPid = &t
+		}
+	},
+	Validate: func(c *config.Check, path string) []error {
+		var errs []error
+		r := c.Rundir
+		if r.Unit == "" {
+			errs = append(errs, config.Errorf(path+".rundir.unit", "required"))
+		} else if err := health.ValidUnitName(r.Unit); err != nil {
+			errs = append(errs, config.Errorf(path+".rundir.unit", "%v", err))
+		}
+		if r.MaxAgeSeconds < 0 {
+			errs = append(errs, config.Errorf(path+".rundir.maxAgeSeconds", "must be >= 0, got %d", r.MaxAgeSeconds))
+		}
+		return errs
+	},
+	New: New,
+	OneShot: &probe.OneShot{
+		Words: []string{"rundir"},
+		Usage: "rundir PATH --unit UNIT [--no-pid] [--max-age 30s] [-v]",
+		Flags: func(fs *flag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
+			unit := fs.String("unit", "", "the unit name")
+			noPid := fs.Bool("no-pid", false, "do not check that the pid is a live process")
+			maxAge := fs.Duration("max-age", 0, "fail a state older than this (0: off)")
+			return func(a probe.Args) (probe.Prober, string, error) {
+				if len(a.Pos) != 2 || *unit == "" {
+					return nil, "", errors.New("rundir: want PATH and --unit UNIT")
+				}
+				u, err := health.NewUnit(a.Pos[1], *unit)
+				if err != nil {
+					return nil, "", fmt.Errorf("--unit: %w", err)
+				}
+				return NewDir(u.Dir(), !*noPid, *maxAge), u.Dir(), nil
+			}
+		},
+	},
+}
 
 // Prober inspects one unit per Probe call.
 type Prober struct {

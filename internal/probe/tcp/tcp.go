@@ -5,11 +5,35 @@ package tcp
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"net"
 
 	"healthbridge/internal/config"
 	"healthbridge/internal/probe"
 )
+
+// Kind is the tcpSocket kind: `tcpSocket: {port, host}`, as the kubelet's.
+var Kind = probe.Kind{
+	Name: "tcpSocket",
+	Has:  func(c *config.Check) bool { return c.TCPSocket != nil },
+	Validate: func(c *config.Check, path string) []error {
+		return config.ValidPort(path+".tcpSocket.port", c.TCPSocket.Port)
+	},
+	New: New,
+	OneShot: &probe.OneShot{
+		Words: []string{"tcp"},
+		Usage: "tcp HOST:PORT [--timeout 5s] [-v]",
+		Flags: func(*flag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
+			return func(a probe.Args) (probe.Prober, string, error) {
+				if len(a.Pos) != 2 {
+					return nil, "", errors.New("tcp: want exactly one HOST:PORT")
+				}
+				return NewAddr(a.Pos[1]), a.Pos[1], nil
+			}
+		},
+	},
+}
 
 // Prober dials one address per Probe call.
 type Prober struct {

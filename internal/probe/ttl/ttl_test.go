@@ -17,11 +17,16 @@ import (
 func TestExpiryAndRecovery(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := &config.Check{Name: "beat", TTL: &config.TTLAction{Seconds: 10}}
-		c.SetDefaults()
-		board := NewBoard([]string{"beat"})
-		p, err := New(c, probe.Deps{Pushed: board})
+		Kind.Defaults(c)
+		c.SetDefaults(nil)
+		pk := Kind.Push([]*config.Check{c}, nil)
+		board := pk.Handler.(*Admin).board
+		p, err := pk.New(c, probe.Deps{})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if c.PeriodSeconds != 1 || c.FailureThreshold != 1 {
+			t.Fatalf("ttl defaults: period %d, failureThreshold %d", c.PeriodSeconds, c.FailureThreshold)
 		}
 		store := state.NewStore([]state.Info{{Name: "beat", Kind: "ttl", Policy: state.Policy{FailureThreshold: int(c.FailureThreshold)}}}, time.Now())
 		s := scheduler.New(store, []scheduler.Check{{Name: "beat", Prober: p, Period: c.Period(), Timeout: c.Timeout()}}, nil)

@@ -1,4 +1,4 @@
-package server
+package ttl
 
 import (
 	"io"
@@ -9,13 +9,13 @@ import (
 	"testing"
 
 	"healthbridge/internal/probe"
-	"healthbridge/internal/probe/ttl"
+	"healthbridge/internal/server"
 )
 
 func TestAdminPushLimits(t *testing.T) {
-	board := ttl.NewBoard([]string{"beat"})
+	board := NewBoard([]string{"beat"})
 	srv := httptest.NewUnstartedServer(nil)
-	srv.Config = NewHTTPServer(NewAdmin(board, nil), slog.New(slog.DiscardHandler))
+	srv.Config = server.NewHTTPServer(NewAdmin(board, nil), slog.New(slog.DiscardHandler))
 	srv.Start()
 	t.Cleanup(srv.Close)
 	post := func(path string, body io.Reader) int {
@@ -31,7 +31,7 @@ func TestAdminPushLimits(t *testing.T) {
 	if code := post("/checks/beat/pass", strings.NewReader("beat-1")); code != 200 {
 		t.Fatalf("small report: %d", code)
 	}
-	if p, _ := board.LastPush("beat"); p.Output != "beat-1" || p.Outcome != probe.OutcomeSuccess {
+	if p, _ := board.Last("beat"); p.Output != "beat-1" || p.Outcome != probe.OutcomeSuccess {
 		t.Fatalf("recorded %+v", p)
 	}
 	// 100 MB (streamed, never held): refused whole, the last report stays.
@@ -39,14 +39,14 @@ func TestAdminPushLimits(t *testing.T) {
 	if code := post("/checks/beat/fail", big); code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("100 MB report: %d, want 413", code)
 	}
-	if p, _ := board.LastPush("beat"); p.Output != "beat-1" {
+	if p, _ := board.Last("beat"); p.Output != "beat-1" {
 		t.Fatalf("an oversized report was recorded: %q", p.Output[:min(20, len(p.Output))])
 	}
 	// Up to the limit: accepted, stored up to 4096 bytes.
 	if code := post("/checks/beat/warn", strings.NewReader(strings.Repeat("w", MaxPushBody))); code != 200 {
 		t.Fatalf("report at the limit: %d", code)
 	}
-	if p, _ := board.LastPush("beat"); len(p.Output) != 4096+len("...") {
+	if p, _ := board.Last("beat"); len(p.Output) != 4096+len("...") {
 		t.Fatalf("stored %d bytes", len(p.Output))
 	}
 	if code := post("/checks/other/pass", nil); code != 404 {

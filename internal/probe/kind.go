@@ -1,0 +1,85 @@
+package probe
+
+import (
+	"flag"
+	"net/http"
+	"time"
+
+	"healthbridge/internal/config"
+)
+
+// Kind describes one probe kind: everything the rest of healthbridge needs
+// to know about it. Each kind package exports exactly one (exec.Kind,
+// tcp.Kind, …) and internal/probe/kinds lists them; the config, the
+// sidecar's wiring and the one-shot client go through that list and know
+// no kind by name. The pattern is blackbox_exporter's single table of
+// probers, with the config rules the table needs beside each entry.
+type Kind struct {
+	// Name is the kind's config field ("exec", "httpGet", …), also its name
+	// in logs, metrics and JSON.
+	Name string
+	// Has reports whether the check's config holds this kind's field.
+	Has func(c *config.Check) bool
+	// Defaults, when not nil, fills the unset fields of the kind's own
+	// block, and may set check-level fields the kind has its own default
+	// for (ttl: periodSeconds 1). It runs before the generic defaults.
+	Defaults func(c *config.Check)
+	// Validate, when not nil, returns every problem of the kind's block,
+	// each as "<path>.<field>: message" (path is "checks[2]"). It runs on a
+	// defaulted check.
+	Validate func(c *config.Check, path string) []error
+	// New builds the sidecar's prober for a validated check. Files the
+	// kind needs are read now, so a bad one is a start-up error; errors
+	// name the field relative to the check ("exec.command[0]: ...").
+	New func(c *config.Check, d Deps) (Prober, error)
+	// ExitCodes says that the kind's results carry a process exit code
+	// (shown as exitCode in JSON).
+	ExitCodes bool
+	// OneShot, when not nil, makes the kind available as
+	// `healthbridge probe <word> …`.
+	OneShot *OneShot
+	// Push, when not nil, makes the kind a push kind: its checks are
+	// judged on what applications report to the admin listener.
+	Push func(checks []*config.Check, runNow func(check string)) PushKind
+}
+
+// OneShot is how `healthbridge probe` builds a kind's prober from a
+// command line.
+type OneShot struct {
+	// Words select the kind: the first argument equals one ("tcp"), or, for
+	// a word ending in "://", starts with it ("http://": the argument is a
+	// URL).
+	Words []string
+	// Usage is the kind's usage line, after "healthbridge probe ".
+	Usage string
+	// Flags registers the kind's own flags on fs (the common --timeout and
+	// -v are already there) and returns the builder, called after parsing.
+	// The builder returns the prober and a short description of the target
+	// for messages; its errors are usage errors.
+	Flags func(fs *flag.FlagSet) func(a Args) (Prober, string, error)
+}
+
+// Args are what `healthbridge probe` hands a kind's one-shot builder.
+type Args struct {
+	// Pos are the positional arguments; the first is the selecting word or
+	// URL.
+	Pos []string
+	// Command is what followed "--", nil when there was none.
+	Command []string
+	// Timeout bounds the probe (the context carries it; this is for
+	// messages).
+	Timeout time.Duration
+	// Deps are the same as the sidecar's.
+	Deps Deps
+}
+
+// PushKind is a push kind set up for one sidecar's checks of that kind.
+type PushKind struct {
+	// Pattern and Handler are mounted on the admin listener (an
+	// http.ServeMux pattern such as "/checks/").
+	Pattern string
+	Handler http.Handler
+	// New replaces Kind.New for these checks: their probers read what the
+	// handler received.
+	New func(c *config.Check, d Deps) (Prober, error)
+}
