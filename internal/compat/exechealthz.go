@@ -19,8 +19,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"healthbridge/internal/config"
-	"healthbridge/internal/probe/kinds"
 	"healthbridge/internal/probe"
+	"healthbridge/internal/probe/kinds"
 	"healthbridge/internal/state"
 )
 
