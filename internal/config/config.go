@@ -131,6 +131,8 @@ type Check struct {
 	Rundir *RundirAction `json:"rundir,omitempty"`
 	// TTL is a push check: the application reports, healthbridge expires.
 	TTL *TTLAction `json:"ttl,omitempty"`
+	// DNS resolves a name (internal/probe/dns).
+	DNS *DNSAction `json:"dns,omitempty"`
 
 	// PeriodOverride and TimeoutOverride, when > 0, replace periodSeconds
 	// and timeoutSeconds with durations finer than a second. They are not
@@ -362,4 +364,20 @@ func HostPort(host string, port int) string {
 // "path: message", the shape every config error has.
 func Errorf(path, format string, args ...any) error {
 	return fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...))
+}
+
+// DNSAction is a dns check: resolve Name within the timeout; success when
+// the answer holds a record of Type (and, with Expect, that value).
+type DNSAction struct {
+	// Name is the name to resolve. Required.
+	Name string `json:"name"`
+	// Server, host:port, is the one server asked (UDP, then TCP for a
+	// truncated answer); default the system's resolver.
+	Server string `json:"server,omitempty"`
+	// Type is the record type: A (default), AAAA, CNAME, MX, NS or TXT.
+	Type string `json:"type,omitempty"`
+	// Expect, when set, must equal one answer: an address for A and AAAA,
+	// a name for CNAME, MX and NS (no case, final dot optional), a text for
+	// TXT.
+	Expect string `json:"expect,omitempty"`
 }

@@ -13,6 +13,7 @@ import (
 
 	"healthbridge/internal/config"
 	"healthbridge/internal/probe"
+	"healthbridge/internal/probe/dns"
 	"healthbridge/internal/probe/exec"
 	"healthbridge/internal/probe/grpc"
 	"healthbridge/internal/probe/http"
@@ -31,6 +32,7 @@ var List = []*probe.Kind{
 	&kube.Kind,
 	&rundir.Kind,
 	&ttl.Kind,
+	&dns.Kind,
 }
 
 // Of returns the kind of a validated check (exactly one kind field set),
