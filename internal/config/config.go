@@ -133,6 +133,8 @@ type Check struct {
 	TTL *TTLAction `json:"ttl,omitempty"`
 	// DNS resolves a name (internal/probe/dns).
 	DNS *DNSAction `json:"dns,omitempty"`
+	// UDP sends a datagram and expects a reply (internal/probe/udp).
+	UDP *UDPAction `json:"udp,omitempty"`
 
 	// PeriodOverride and TimeoutOverride, when > 0, replace periodSeconds
 	// and timeoutSeconds with durations finer than a second. They are not
@@ -379,5 +381,19 @@ type DNSAction struct {
 	// Expect, when set, must equal one answer: an address for A and AAAA,
 	// a name for CNAME, MX and NS (no case, final dot optional), a text for
 	// TXT.
+	Expect string `json:"expect,omitempty"`
+}
+
+// UDPAction is a udp check: send Send to host:port, expect a reply within
+// the timeout (matching Expect when set).
+type UDPAction struct {
+	// Port is the service's UDP port, 1-65535. Required.
+	Port int32 `json:"port"`
+	// Host defaults to 127.0.0.1.
+	Host string `json:"host,omitempty"`
+	// Send is the datagram sent; default empty.
+	Send string `json:"send,omitempty"`
+	// Expect, when set, is a regular expression (Go's RE2 syntax) the
+	// reply must match; default any reply.
 	Expect string `json:"expect,omitempty"`
 }

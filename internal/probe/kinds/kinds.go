@@ -21,6 +21,7 @@ import (
 	"healthbridge/internal/probe/rundir"
 	"healthbridge/internal/probe/tcp"
 	"healthbridge/internal/probe/ttl"
+	"healthbridge/internal/probe/udp"
 )
 
 // List is every probe kind, in the order messages name them.
@@ -33,6 +34,7 @@ var List = []*probe.Kind{
 	&rundir.Kind,
 	&ttl.Kind,
 	&dns.Kind,
+	&udp.Kind,
 }
 
 // Of returns the kind of a validated check (exactly one kind field set),
