@@ -47,7 +47,8 @@ Usage:
   healthbridge [flags] --config FILE       run the checks in FILE and serve their results
   healthbridge serve [flags] --config FILE (the same)
   healthbridge validate FILE               check a config file: exit 0, or print every error and exit 2
-  healthbridge probe URL|tcp|grpc|rundir|exec …  probe once: exit 0 healthy, 1 unhealthy (a HEALTHCHECK command)
+  healthbridge probe KIND …                probe once: exit 0 healthy, 1 unhealthy (a HEALTHCHECK command);
+                                           KIND is one of: PROBE_WORDS
   healthbridge check --config FILE [--role R]  run every check of FILE once
   healthbridge version                     print the version
   healthbridge -cmd "ls /tmp/x" [-url /healthz] [-period 2s] [-latency 30s] [-port 8080] [-quiet] [-output]
@@ -153,9 +154,16 @@ func newFlagSet(name string) *flag.FlagSet {
 	return fs
 }
 
-// printUsage writes the usage text and fs's flags to w.
+// printUsage writes the usage text and fs's flags to w. The one-shot
+// kinds come from the kind list.
 func printUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprint(w, usage)
+	var words []string
+	for _, k := range kinds.List {
+		if k.OneShot != nil {
+			words = append(words, k.OneShot.Words...)
+		}
+	}
+	fmt.Fprint(w, strings.Replace(usage, "PROBE_WORDS", strings.Join(words, " "), 1))
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)

@@ -269,8 +269,10 @@ func TestHelpIsAnswerNotError(t *testing.T) {
 		}
 	}
 	code, stdout, _ := runBinary(t, "--help")
-	if code != 0 || !strings.Contains(stdout, "probe URL|tcp|grpc|rundir|exec") {
-		t.Errorf("usage omits a probe kind: %q", stdout)
+	for _, word := range []string{"http://", "https://", "tcp", "grpc", "dns", "udp", "rundir", "exec"} {
+		if code != 0 || !strings.Contains(stdout, " "+word) {
+			t.Errorf("usage omits the probe kind %q: %q", word, stdout)
+		}
 	}
 	code, _, stderr := runBinary(t, "probe", "tcp", "127.0.0.1:1", "--timeout", "5")
 	if code != 2 || !strings.Contains(stderr, `a duration needs a unit: write "5s"`) {
