@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +98,18 @@ checks:
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			c.Close()
 			t.Errorf("%s still accepts after Run returned", addr)
+		}
+	}
+	// Every goroutine Run started has ended: the three servers' results
+	// (public, admin, agent) all had somewhere to go.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		if !strings.Contains(stacks, "internal/app.(*Sidecar).Run.func") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines of Run outlive it:\n%s", stacks)
 		}
 	}
 }

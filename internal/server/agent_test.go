@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -74,6 +75,56 @@ func TestAgentServesOneLineAndCloses(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
+		t.Fatalf("Serve after Close: %v", err)
+	}
+}
+
+// TestAgentCloseWhileConnectionsArrive: Close races new connections; no
+// answer may start after Close began waiting (under -race, a WaitGroup Add
+// concurrent with its Wait is reported), and Close before Serve works.
+func TestAgentCloseWhileConnectionsArrive(t *testing.T) {
+	s := state.NewStore([]state.Info{{Name: "a", Kind: "tcpSocket", Roles: []config.Role{config.RoleReadiness}}}, t0)
+	for range 30 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := NewAgent(s, state.ScopeReadiness, false, 0)
+		done := make(chan error, 1)
+		go func() { done <- a.Serve(ln) }()
+		stop := make(chan struct{})
+		dialed := make(chan struct{})
+		go func() {
+			defer close(dialed)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+					c.Close()
+				}
+			}
+		}()
+		time.Sleep(2 * time.Millisecond)
+		if err := a.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			t.Fatal(err)
+		}
+		close(stop)
+		<-dialed
+		if err := <-done; err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	}
+	// Close before Serve: Serve returns at once.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := NewAgent(s, state.ScopeReadiness, false, 0)
+	_ = a.Close()
+	if err := a.Serve(ln); err != nil {
 		t.Fatalf("Serve after Close: %v", err)
 	}
 }
