@@ -1,7 +1,7 @@
 # Conveniences; the README's commands work without make.
 .PHONY: test image bench
 test:
-	go test -race -timeout 30m ./...
+	go test -race -timeout 30m ./... ./health/...
 image:
 	deploy/build-image.sh healthbridge:latest
 bench:

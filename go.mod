@@ -1,4 +1,4 @@
-module healthbridge
+module github.com/healthbridge/healthbridge
 
 go 1.26.8
 
@@ -28,6 +28,7 @@ require (
 	github.com/go-openapi/swag v0.23.0 // indirect
 	github.com/google/gnostic-models v0.7.0 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/healthbridge/healthbridge/health v0.0.0
 	github.com/josharian/intern v1.0.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/kylelemons/godebug v1.1.0 // indirect
@@ -58,3 +59,8 @@ require (
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.3 // indirect
 )
+
+// The health package is its own module, with no dependencies, so that
+// applications can import it without the sidecar's; here it comes from the
+// same tree.
+replace github.com/healthbridge/healthbridge/health => ./health

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"healthbridge/internal/testutil"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
 // docker runs the docker CLI, bounded in time, and returns its trimmed

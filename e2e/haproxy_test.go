@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"healthbridge/internal/testutil"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
 func TestMain(m *testing.M) {

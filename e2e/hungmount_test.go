@@ -13,7 +13,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
-	"healthbridge/internal/testutil"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
 // EnvTestFUSE, set by .ci/run when the machine has /dev/fuse, makes a FUSE

@@ -14,8 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"healthbridge/internal/kubetest"
-	"healthbridge/internal/testutil"
+	"github.com/healthbridge/healthbridge/internal/kubetest"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
 var (

@@ -16,8 +16,8 @@ import (
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
 
-	"healthbridge/internal/kubetest"
-	"healthbridge/internal/testutil"
+	"github.com/healthbridge/healthbridge/internal/kubetest"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
 var docSep = regexp.MustCompile(`(?m)^---\s*$`)

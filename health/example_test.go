@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"healthbridge/health"
+	"github.com/healthbridge/healthbridge/health"
 )
 
 // An application's life, as seed 002 describes it: start-up checks, then

@@ -1,3 +1,8 @@
+//go:build linux
+
+// The tests judge pids through /proc: Linux only. On other systems Inspect
+// refuses to judge a pid (see process_other.go).
+
 package health
 
 import (

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"healthbridge/internal/proc"
 )
 
 // InspectOptions adjust Inspect.
@@ -100,19 +98,22 @@ func Inspect(dir string, o InspectOptions) (Verdict, error) {
 		if root == "" {
 			root = "/proc"
 		}
-		st, _, ok := proc.ReadStat(filepath.Join(root, strconv.Itoa(pid), "stat"))
-		if !ok {
+		p, err := readProcess(root, pid)
+		if err != nil {
+			return Verdict{}, err
+		}
+		if !p.exists {
 			v.Reason = fmt.Sprintf("process %d is not running", pid)
 			return v, nil
 		}
-		if st == 'Z' {
+		if p.zombie {
 			v.Reason = fmt.Sprintf("process %d is a zombie (exited, not yet reaped)", pid)
 			return v, nil
 		}
 		// A process that started after the pid file was last written
 		// cannot be its writer: the writer exited and its pid was reused.
 		if fi, err := os.Stat(filepath.Join(dir, PidFile)); err == nil {
-			if started, ok := proc.StartTime(root, pid); ok && started.After(fi.ModTime().Add(pidReuseSlack)) {
+			if started := p.started; !started.IsZero() && started.After(fi.ModTime().Add(pidReuseSlack)) {
 				v.Reason = fmt.Sprintf("process %d started at %s, after the pid file was written at %s: it is not the writer (pid reused)",
 					pid, started.UTC().Format(time.RFC3339), fi.ModTime().UTC().Format(time.RFC3339))
 				return v, nil

@@ -3,7 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
-	"healthbridge/internal/testutil"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 	"io"
 	"net/http"
 	"os"
@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"healthbridge/health"
+	"github.com/healthbridge/healthbridge/health"
 )
 
 // writer is one client library driving a unit through its life.

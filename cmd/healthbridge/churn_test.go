@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"healthbridge/internal/testutil"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
 // TestExecChurnUnderLoadHasNoUnknown: hundreds of exec runs under --reap,

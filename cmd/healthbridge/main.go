@@ -21,13 +21,13 @@ import (
 	"strings"
 	"syscall"
 
-	"healthbridge/internal/app"
-	"healthbridge/internal/compat"
-	"healthbridge/internal/config"
-	"healthbridge/internal/oneshot"
-	"healthbridge/internal/probe/kinds"
-	"healthbridge/internal/proc"
-	"healthbridge/internal/state"
+	"github.com/healthbridge/healthbridge/internal/app"
+	"github.com/healthbridge/healthbridge/internal/compat"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/oneshot"
+	"github.com/healthbridge/healthbridge/internal/probe/kinds"
+	"github.com/healthbridge/healthbridge/internal/proc"
+	"github.com/healthbridge/healthbridge/internal/state"
 )
 
 // Exit codes.
@@ -84,10 +84,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "validate":
 			return validate(args[1:], stdout, stderr)
 		case "probe":
-			oneshot.UserAgent = "healthbridge/" + app.Version
+			oneshot.UserAgent = "github.com/healthbridge/healthbridge/" + app.Version
 			return oneshot.Probe(args[1:], stdout, stderr)
 		case "check":
-			oneshot.UserAgent = "healthbridge/" + app.Version
+			oneshot.UserAgent = "github.com/healthbridge/healthbridge/" + app.Version
 			return oneshot.Check(args[1:], stdout, stderr)
 		case "version", "--version", "-version":
 			fmt.Fprintln(stdout, "healthbridge", app.Version)

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"healthbridge/internal/proc"
-	"healthbridge/internal/testutil"
+	"github.com/healthbridge/healthbridge/internal/proc"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
 func TestMain(m *testing.M) {

@@ -15,8 +15,8 @@ import (
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"healthbridge/health"
-	"healthbridge/internal/testutil"
+	"github.com/healthbridge/healthbridge/health"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
 // TestProbeExitCodes: every kind of `healthbridge probe`, success and

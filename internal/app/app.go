@@ -16,13 +16,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
-	"healthbridge/internal/probe/kinds"
-	"healthbridge/internal/proc"
-	"healthbridge/internal/scheduler"
-	"healthbridge/internal/server"
-	"healthbridge/internal/state"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/probe/kinds"
+	"github.com/healthbridge/healthbridge/internal/proc"
+	"github.com/healthbridge/healthbridge/internal/scheduler"
+	"github.com/healthbridge/healthbridge/internal/server"
+	"github.com/healthbridge/healthbridge/internal/state"
 )
 
 // Version is healthbridge's version, sent in the HTTP probe's User-Agent.
@@ -112,7 +112,7 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 			errs = append(errs, fmt.Errorf("checks[%d]: no single probe kind", i))
 			continue
 		}
-		deps := probe.Deps{UserAgent: "healthbridge/" + Version, Kubeconfig: opts.Kubeconfig}
+		deps := probe.Deps{UserAgent: "github.com/healthbridge/healthbridge/" + Version, Kubeconfig: opts.Kubeconfig}
 		build := k.New
 		if pn := pushNew[k]; pn != nil {
 			build = pn

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"healthbridge/internal/probe/kinds"
+	"github.com/healthbridge/healthbridge/internal/probe/kinds"
 )
 
 // TestRunServesAndStopsCleanly runs a whole sidecar in this process (so the

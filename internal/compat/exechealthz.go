@@ -18,10 +18,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
-	"healthbridge/internal/probe/kinds"
-	"healthbridge/internal/state"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/probe/kinds"
+	"github.com/healthbridge/healthbridge/internal/state"
 )
 
 // Exechealthz's defaults (kubernetes/contrib exec-healthz).

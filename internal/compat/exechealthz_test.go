@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"healthbridge/internal/probe"
-	"healthbridge/internal/probe/kinds"
-	"healthbridge/internal/state"
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/probe/kinds"
+	"github.com/healthbridge/healthbridge/internal/state"
 )
 
 func TestExechealthzAnswers(t *testing.T) {

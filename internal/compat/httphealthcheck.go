@@ -11,10 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe/kinds"
-	"healthbridge/internal/server"
-	"healthbridge/internal/state"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe/kinds"
+	"github.com/healthbridge/healthbridge/internal/server"
+	"github.com/healthbridge/healthbridge/internal/state"
 )
 
 // The environment variables of bryopsida/http-healthcheck-sidecar.

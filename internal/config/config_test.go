@@ -4,8 +4,8 @@ package config_test
 
 import (
 	"flag"
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe/kinds"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe/kinds"
 	"os"
 	"path/filepath"
 	"strings"

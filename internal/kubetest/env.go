@@ -27,7 +27,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"healthbridge/internal/proc"
+	"github.com/healthbridge/healthbridge/internal/proc"
 )
 
 // Users with static bearer tokens in every Env. Admin is in system:masters;

@@ -16,9 +16,9 @@ import (
 	"sync"
 	"time"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
-	"healthbridge/internal/probe/kinds"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/probe/kinds"
 )
 
 // Exit codes, as Docker's HEALTHCHECK: 0 healthy, 1 unhealthy. 2 is a usage

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	"healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/config"
 )
 
 // Kind describes one probe kind: everything the rest of healthbridge needs

@@ -125,7 +125,7 @@ type Prober interface {
 // value is usable.
 type Deps struct {
 	// UserAgent is sent by HTTP and gRPC probes that do not set one;
-	// default "healthbridge/<version>".
+	// default "github.com/healthbridge/healthbridge/<version>".
 	UserAgent string
 	// Kubeconfig is --kubeconfig for kubernetesPod checks; empty means
 	// client-go's usual rules ($KUBECONFIG, ~/.kube/config, in-cluster).

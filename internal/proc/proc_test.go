@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"healthbridge/internal/probe/exec"
-	"healthbridge/internal/proc"
+	"github.com/healthbridge/healthbridge/internal/probe/exec"
+	"github.com/healthbridge/healthbridge/internal/proc"
 )
 
 // zombies counts this process's zombie children.

@@ -16,8 +16,8 @@ import (
 	"sync"
 	"time"
 
-	"healthbridge/internal/probe"
-	"healthbridge/internal/state"
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/state"
 )
 
 // Check is one check as the scheduler runs it.

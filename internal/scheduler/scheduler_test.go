@@ -10,8 +10,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"healthbridge/internal/probe"
-	"healthbridge/internal/state"
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/state"
 )
 
 // scripted is an in-process target: it returns the scripted outcomes in

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"healthbridge/internal/probe"
-	"healthbridge/internal/state"
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/state"
 )
 
 // agentDeadline bounds one agent-check exchange.

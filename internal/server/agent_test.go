@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
-	"healthbridge/internal/state"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/state"
 )
 
 func TestAgentLine(t *testing.T) {

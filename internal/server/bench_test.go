@@ -6,7 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
 // The serving path against a bare handler that answers "ok", in the same

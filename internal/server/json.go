@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"time"
 
-	"healthbridge/internal/probe"
-	"healthbridge/internal/state"
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/state"
 )
 
 // healthJSON is the IETF draft "Health Check Response Format for HTTP APIs"

@@ -3,8 +3,8 @@ package server
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"healthbridge/internal/probe"
-	"healthbridge/internal/state"
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/state"
 )
 
 // Collector exports the store's state as Prometheus metrics, read from the

@@ -29,7 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"healthbridge/internal/state"
+	"github.com/healthbridge/healthbridge/internal/state"
 )
 
 // Options configure a Handler. The zero value serves with status 503 on

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
 // Status is a check's thresholded state, as Docker names them. The zero

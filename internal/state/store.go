@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
 // Info is what the store knows of a check besides its state.

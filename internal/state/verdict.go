@@ -1,7 +1,7 @@
 package state
 
 import (
-	"healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/config"
 )
 
 // Scope selects the checks an endpoint covers.

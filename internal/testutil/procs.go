@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"healthbridge/internal/proc"
+	"github.com/healthbridge/healthbridge/internal/proc"
 )
 
 // AssertPidFileDead reads a pid from file and fails the test unless that

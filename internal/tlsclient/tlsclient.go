@@ -9,7 +9,7 @@ import (
 	"flag"
 	"os"
 
-	"healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/config"
 )
 
 // Config builds a client TLS config from t, reading its files now, so a

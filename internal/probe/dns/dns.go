@@ -25,8 +25,8 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
 // Kind is the dns kind: `dns: {name, server, type, expect}`.

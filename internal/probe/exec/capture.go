@@ -5,7 +5,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
-	"healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
 // capture keeps the first max bytes written to it and counts the rest. Its

@@ -20,9 +20,9 @@ import (
 	"syscall"
 	"time"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
-	"healthbridge/internal/proc"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/proc"
 )
 
 // Timing constants.

@@ -10,9 +10,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
-	"healthbridge/internal/testutil"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
 func newProber(t *testing.T, timeout time.Duration, startingCode int, argv ...string) *Prober {

@@ -15,9 +15,9 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
-	"healthbridge/internal/testutil"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
 func serve(t *testing.T, withHealth bool, opts ...grpc.ServerOption) (string, *health.Server) {
@@ -30,7 +30,7 @@ func check(t *testing.T, addr, service string, tlsCfg *config.TLS, timeout time.
 	host, port, _ := net.SplitHostPort(addr)
 	n, _ := net.LookupPort("tcp", port)
 	c := &config.Check{Name: "g", GRPC: &config.GRPCAction{Host: host, Port: int32(n), Service: &service, TLS: tlsCfg}}
-	p, err := New(c, probe.Deps{UserAgent: "healthbridge/test"})
+	p, err := New(c, probe.Deps{UserAgent: "github.com/healthbridge/healthbridge/test"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,9 +31,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
-	"healthbridge/internal/tlsclient"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/tlsclient"
 )
 
 const (

@@ -5,7 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"healthbridge/internal/testutil"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,8 +20,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
 func checkFor(t *testing.T, rawURL, path string, headers ...corev1.HTTPHeader) *config.Check {
@@ -39,7 +39,7 @@ func checkFor(t *testing.T, rawURL, path string, headers ...corev1.HTTPHeader) *
 
 func probeOnce(t *testing.T, c *config.Check, timeout time.Duration) probe.Result {
 	t.Helper()
-	p, err := New(c, probe.Deps{UserAgent: "healthbridge/test"})
+	p, err := New(c, probe.Deps{UserAgent: "github.com/healthbridge/healthbridge/test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestRequestHeaders(t *testing.T) {
 		t.Fatalf("%v %q", r.Outcome, r.Output)
 	}
 	req := <-got
-	if req.URL.Path != "/ready" || req.Header.Get("User-Agent") != "healthbridge/test" || req.Header.Get("Accept") != "*/*" ||
+	if req.URL.Path != "/ready" || req.Header.Get("User-Agent") != "github.com/healthbridge/healthbridge/test" || req.Header.Get("Accept") != "*/*" ||
 		req.Header.Get("X-Probe") != "1" || req.Host != "svc.local" || !req.Close {
 		t.Fatalf("request: path %q UA %q Accept %q X-Probe %q Host %q close %v", req.URL.Path, req.Header.Get("User-Agent"),
 			req.Header.Get("Accept"), req.Header.Get("X-Probe"), req.Host, req.Close)

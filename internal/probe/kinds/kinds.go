@@ -11,17 +11,17 @@ import (
 	"fmt"
 	"strings"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
-	"healthbridge/internal/probe/dns"
-	"healthbridge/internal/probe/exec"
-	"healthbridge/internal/probe/grpc"
-	"healthbridge/internal/probe/http"
-	"healthbridge/internal/probe/kube"
-	"healthbridge/internal/probe/rundir"
-	"healthbridge/internal/probe/tcp"
-	"healthbridge/internal/probe/ttl"
-	"healthbridge/internal/probe/udp"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/probe/dns"
+	"github.com/healthbridge/healthbridge/internal/probe/exec"
+	"github.com/healthbridge/healthbridge/internal/probe/grpc"
+	"github.com/healthbridge/healthbridge/internal/probe/http"
+	"github.com/healthbridge/healthbridge/internal/probe/kube"
+	"github.com/healthbridge/healthbridge/internal/probe/rundir"
+	"github.com/healthbridge/healthbridge/internal/probe/tcp"
+	"github.com/healthbridge/healthbridge/internal/probe/ttl"
+	"github.com/healthbridge/healthbridge/internal/probe/udp"
 )
 
 // List is every probe kind, in the order messages name them.

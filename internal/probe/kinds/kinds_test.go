@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/config"
 )
 
 // unionFields lists the JSON names of config.Check's probe fields: every

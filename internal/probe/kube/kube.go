@@ -33,8 +33,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
 // ServiceAccountNamespaceFile is where a pod finds its namespace.

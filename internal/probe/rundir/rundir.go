@@ -14,9 +14,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"healthbridge/health"
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/health"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
 // Kind is the rundir kind: an application's run-dir state files.

@@ -9,8 +9,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"healthbridge/health"
-	"healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/health"
+	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
 // TestFutureMtimeAgesFromFirstSight: a heartbeat written once with an

@@ -9,8 +9,8 @@ import (
 	"flag"
 	"net"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
 // Kind is the tcpSocket kind: `tcpSocket: {port, host}`, as the kubelet's.

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"healthbridge/internal/probe"
-	"healthbridge/internal/server"
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/server"
 )
 
 func TestAdminPushLimits(t *testing.T) {

@@ -17,8 +17,8 @@ import (
 	"sync"
 	"time"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
 // Kind is the ttl kind: `ttl: {seconds}`, a push check.

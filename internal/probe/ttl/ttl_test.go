@@ -6,10 +6,10 @@ import (
 	"testing/synctest"
 	"time"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
-	"healthbridge/internal/scheduler"
-	"healthbridge/internal/state"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/scheduler"
+	"github.com/healthbridge/healthbridge/internal/state"
 )
 
 // TestExpiryAndRecovery runs a ttl check through the real scheduler and

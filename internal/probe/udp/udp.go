@@ -20,8 +20,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
 // Kind is the udp kind: `udp: {host, port, send, expect}`.

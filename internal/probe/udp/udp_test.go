@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"healthbridge/internal/config"
-	"healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
 // echo is a real UDP service on loopback: it answers "pong:<datagram>",

@@ -1,0 +1,3 @@
+module github.com/healthbridge/healthbridge/health
+
+go 1.26.8
