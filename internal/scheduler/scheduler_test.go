@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,18 +67,6 @@ func newStore(policies map[string]state.Policy, names ...string) *state.Store {
 	return state.NewStore(infos, time.Now())
 }
 
-func equalDurations(a, b []time.Duration) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestScheduleInitialDelayPeriodAndNoOverlap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
@@ -89,7 +78,7 @@ func TestScheduleInitialDelayPeriodAndNoOverlap(t *testing.T) {
 		s.Stop()
 		// Runs start at 5s, then each 10s after the previous run ended (3s).
 		want := []time.Duration{5 * time.Second, 18 * time.Second, 31 * time.Second}
-		if got := p.startOffsets(start); !equalDurations(got, want) {
+		if got := p.startOffsets(start); !slices.Equal(got, want) {
 			t.Fatalf("runs started at %v, want %v", got, want)
 		}
 		if p.overlaps.Load() != 0 {
@@ -128,7 +117,7 @@ func TestScheduleStartInterval(t *testing.T) {
 		// Every 5s while starting inside the 12s start period; the run at
 		// 15s counts (unhealthy), then every 30s.
 		want := []time.Duration{0, 5 * time.Second, 10 * time.Second, 15 * time.Second, 45 * time.Second}
-		if got := p.startOffsets(start); !equalDurations(got, want) {
+		if got := p.startOffsets(start); !slices.Equal(got, want) {
 			t.Fatalf("runs started at %v, want %v", got, want)
 		}
 	})
@@ -148,11 +137,11 @@ func TestStartupGatesOtherChecks(t *testing.T) {
 		time.Sleep(30 * time.Second)
 		s.Stop()
 		// boot fails at 0s and 2s, succeeds at 4s, then stops running.
-		if got, want := boot.startOffsets(start), []time.Duration{0, 2 * time.Second, 4 * time.Second}; !equalDurations(got, want) {
+		if got, want := boot.startOffsets(start), []time.Duration{0, 2 * time.Second, 4 * time.Second}; !slices.Equal(got, want) {
 			t.Fatalf("startup check ran at %v, want %v", got, want)
 		}
 		// live waits for the gate (its 1s initial delay has passed by then).
-		if got, want := live.startOffsets(start), []time.Duration{4 * time.Second, 14 * time.Second, 24 * time.Second}; !equalDurations(got, want) {
+		if got, want := live.startOffsets(start), []time.Duration{4 * time.Second, 14 * time.Second, 24 * time.Second}; !slices.Equal(got, want) {
 			t.Fatalf("liveness check ran at %v, want %v", got, want)
 		}
 	})
@@ -214,7 +203,7 @@ func TestRunNow(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 		s.Stop()
-		if got, want := p.startOffsets(start), []time.Duration{0, 10 * time.Second}; !equalDurations(got, want) {
+		if got, want := p.startOffsets(start), []time.Duration{0, 10 * time.Second}; !slices.Equal(got, want) {
 			t.Fatalf("runs at %v, want %v", got, want)
 		}
 	})
@@ -377,11 +366,11 @@ func TestPhaseSpreadsLockStepChecks(t *testing.T) {
 		s.Start(t.Context())
 		time.Sleep(25 * time.Second)
 		s.Stop()
-		if got, want := a.startOffsets(start), []time.Duration{0, 10 * time.Second, 20 * time.Second}; !equalDurations(got, want) {
+		if got, want := a.startOffsets(start), []time.Duration{0, 10 * time.Second, 20 * time.Second}; !slices.Equal(got, want) {
 			t.Fatalf("a ran at %v, want %v", got, want)
 		}
 		// The first result is not delayed; then b keeps its 4s lead.
-		if got, want := b.startOffsets(start), []time.Duration{0, 6 * time.Second, 16 * time.Second}; !equalDurations(got, want) {
+		if got, want := b.startOffsets(start), []time.Duration{0, 6 * time.Second, 16 * time.Second}; !slices.Equal(got, want) {
 			t.Fatalf("b ran at %v, want %v", got, want)
 		}
 	})
