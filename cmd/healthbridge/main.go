@@ -14,7 +14,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -27,7 +26,6 @@ import (
 	"github.com/healthbridge/healthbridge/internal/oneshot"
 	"github.com/healthbridge/healthbridge/internal/probe/kinds"
 	"github.com/healthbridge/healthbridge/internal/proc"
-	"github.com/healthbridge/healthbridge/internal/state"
 )
 
 // Exit codes.
@@ -245,9 +243,8 @@ func httpHealthcheck(g globalFlags, stderr io.Writer) int {
 	cfg := h.Config(listen)
 	g.listen = ""
 	return runSidecar(cfg, app.Options{
-		Logger:    log,
-		Extra:     func(s *state.Store) map[string]http.Handler { return h.Handlers(s) },
-		ExtraOnly: true,
+		Logger: log,
+		Wrap:   h.Wrap,
 	}, g, stderr)
 }
 
@@ -280,7 +277,7 @@ func exechealthz(args []string, stdout, stderr io.Writer) int {
 	}
 	return runSidecar(cfg, app.Options{
 		Logger: log,
-		Extra:  func(s *state.Store) map[string]http.Handler { return e.Handlers(s) },
+		Wrap:   e.Wrap,
 	}, g, stderr)
 }
 

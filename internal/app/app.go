@@ -35,16 +35,15 @@ const shutdownTimeout = 2 * time.Second
 type Options struct {
 	// Logger receives all logs; nil discards.
 	Logger *slog.Logger
-	// Extra maps exact paths to handlers served before the built-in ones.
-	// Its function receives the store (exechealthz compatibility).
-	Extra func(*state.Store) map[string]http.Handler
+	// Wrap, when not nil, wraps the public handler: a drop-in mode's
+	// middleware (compat), which answers its own paths from the store and
+	// hands the rest to core, or not.
+	Wrap func(core http.Handler, store *state.Store) http.Handler
 	// Reap reaps orphaned processes (set when healthbridge is PID 1 or a
 	// subreaper; see proc.ShouldReap).
 	Reap bool
 	// Kubeconfig is --kubeconfig, for kubernetesPod checks.
 	Kubeconfig string
-	// ExtraOnly serves only the Extra paths (see server.Options).
-	ExtraOnly bool
 }
 
 // Sidecar is a built, not yet running healthbridge. Build it with Build,
@@ -153,14 +152,14 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		ExposeOutput:      cfg.ExposeOutput,
 		Gatherer:          reg,
 	}
-	if opts.Extra != nil {
-		sopts.Extra = opts.Extra(store)
-	}
-	sopts.ExtraOnly = opts.ExtraOnly
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		closeAll(closers)
 		return nil, fmt.Errorf("listen: %w", err)
+	}
+	var handler http.Handler = server.New(store, sopts)
+	if opts.Wrap != nil {
+		handler = opts.Wrap(handler, store)
 	}
 	sched = scheduler.New(store, checks, log)
 	sc := &Sidecar{
@@ -171,7 +170,7 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		sched:   sched,
 		ln:      ln,
 		reap:    opts.Reap,
-		srv:     server.NewHTTPServer(server.New(store, sopts), log),
+		srv:     server.NewHTTPServer(handler, log),
 	}
 	if admin != nil {
 		aln, err := net.Listen("tcp", cfg.AdminListen)

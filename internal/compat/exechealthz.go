@@ -21,6 +21,7 @@ import (
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
 	"github.com/healthbridge/healthbridge/internal/probe/kinds"
+	"github.com/healthbridge/healthbridge/internal/server"
 	"github.com/healthbridge/healthbridge/internal/state"
 )
 
@@ -228,16 +229,24 @@ func (e *Exechealthz) SanityCheck() error {
 	return errors.Join(errs...)
 }
 
-// Handlers returns exechealthz's answers, one per -url, read from the store:
-// 200 "ok" (or the output with -output) when the last run succeeded and is
-// not older than Latency; else 503 with a body that begins
-// "Healthz probe error: ". Before the first result: 503, never a false ok.
-func (e *Exechealthz) Handlers(store *state.Store) map[string]http.Handler {
+// Wrap is the exechealthz mode as middleware around healthbridge's own
+// handler: each -url path (exactly) answers as exechealthz did, from the
+// store: 200 "ok" (or the output with -output) when the last run succeeded
+// and is not older than Latency; else 503 with exechealthz's text. Before
+// the first result: 503, never a false ok. Every other path goes to core
+// (/readyz, /livez, /metrics, ...).
+func (e *Exechealthz) Wrap(core http.Handler, store *state.Store) http.Handler {
 	hs := map[string]http.Handler{}
 	for _, p := range e.Pairs {
-		hs[p.URL] = &exechealthzHandler{store: store, check: p.Check, latency: e.Latency, output: e.Output}
+		hs[p.URL] = server.ReadOnly(&exechealthzHandler{store: store, check: p.Check, latency: e.Latency, output: e.Output})
 	}
-	return hs
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := hs[r.URL.Path]; ok {
+			h.ServeHTTP(w, r)
+			return
+		}
+		core.ServeHTTP(w, r)
+	})
 }
 
 type exechealthzHandler struct {

@@ -2,6 +2,7 @@ package compat
 
 import (
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -31,8 +32,7 @@ func TestExechealthzAnswers(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	store := state.NewStore([]state.Info{{Name: e.Pairs[0].Check, Kind: "exec", Policy: state.Policy{FailureThreshold: 1}}}, t0)
 	now := t0
-	h := e.Handlers(store)["/healthz"].(*exechealthzHandler)
-	h.now = func() time.Time { return now }
+	h := &exechealthzHandler{store: store, check: e.Pairs[0].Check, latency: e.Latency, now: func() time.Time { return now }}
 	get := func() (int, string) {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
@@ -82,5 +82,31 @@ func TestExechealthzSubSecondPeriod(t *testing.T) {
 	}
 	if _, err := ParseExechealthz([]string{"-cmd", "true", "-period", "0s"}, io.Discard, nil); err == nil || !strings.Contains(err.Error(), "-period: must be > 0") {
 		t.Fatalf("zero period: %v", err)
+	}
+}
+
+// TestExechealthzWrap: the mode is middleware: its paths answer as
+// exechealthz, read-only; every other path reaches healthbridge's own
+// handler.
+func TestExechealthzWrap(t *testing.T) {
+	e, err := ParseExechealthz([]string{"-url=/a", "-cmd=true"}, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := state.NewStore([]state.Info{{Name: e.Pairs[0].Check, Kind: "exec", Policy: state.Policy{FailureThreshold: 1}}}, time.Now())
+	store.Record(e.Pairs[0].Check, probe.Result{Outcome: probe.OutcomeSuccess, End: time.Now()}, time.Now())
+	core := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	h := e.Wrap(core, store)
+	for _, tt := range []struct {
+		method, path string
+		code         int
+	}{
+		{"GET", "/a", 200}, {"HEAD", "/a", 200}, {"POST", "/a", 405}, {"GET", "/readyz", http.StatusTeapot}, {"GET", "/a/", http.StatusTeapot},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(tt.method, tt.path, nil))
+		if w.Code != tt.code {
+			t.Errorf("%s %s: %d, want %d", tt.method, tt.path, w.Code, tt.code)
+		}
 	}
 }

@@ -90,14 +90,17 @@ func (h *HTTPHealthcheck) Config(listen string) *config.Config {
 	return c
 }
 
-// Handlers answers GET /health as the original: 200 "OK" when the check is
-// healthy, else 500 "UNAVAILABLE" (its README documents 500; its code sent
-// 503, and both are failures to every load balancer).
-func (h *HTTPHealthcheck) Handlers(store *state.Store) map[string]http.Handler {
-	return map[string]http.Handler{HTTPHealthcheckPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// Wrap is the http-healthcheck-sidecar mode as middleware: GET /health
+// answers as the original, 200 "OK" when the check is healthy, else 500
+// "UNAVAILABLE" (its README documents 500; its code sent 503, and both are
+// failures to every load balancer); every other path is 404, never a
+// redirect, and core is not served (the original had nothing else).
+func (h *HTTPHealthcheck) Wrap(_ http.Handler, store *state.Store) http.Handler {
+	health := server.ReadOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := store.Snapshot().Get("pod")
 		writeHealth(w, c != nil && c.State.Status == state.StatusHealthy)
-	})}
+	}))
+	return exactPaths(health)
 }
 
 func writeHealth(w http.ResponseWriter, ok bool) {

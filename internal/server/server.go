@@ -41,12 +41,6 @@ type Options struct {
 	ExposeOutput bool
 	// Gatherer serves /metrics when set.
 	Gatherer prometheus.Gatherer
-	// Extra maps exact paths to handlers that take precedence over the
-	// built-in endpoints (exechealthz compatibility paths).
-	Extra map[string]http.Handler
-	// ExtraOnly serves the Extra paths and nothing else (404): http-healthcheck-sidecar's
-	// drop-in mode answers /health only.
-	ExtraOnly bool
 }
 
 // Server timeouts: a slow client cannot hold a server.
@@ -104,11 +98,7 @@ var scopes = map[string]state.Scope{
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions:
-	default:
-		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	if !readOnly(w, r) {
 		return
 	}
 	path := r.URL.Path
@@ -116,14 +106,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// "OPTIONS * HTTP/1.1" (HAProxy's classic httpchk) asks about the
 		// server as a whole: the same verdict as "/", every check.
 		path = "/"
-	}
-	if x, ok := h.opts.Extra[path]; ok {
-		x.ServeHTTP(w, r)
-		return
-	}
-	if h.opts.ExtraOnly {
-		http.NotFound(w, r)
-		return
 	}
 	if sc, ok := scopes[path]; ok {
 		snap := h.store.Snapshot()
@@ -212,6 +194,29 @@ func unmatched(exclude map[string]bool, v state.Verdict) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// readOnly answers 405 to any method but GET, HEAD and OPTIONS and
+// reports whether the request may go on.
+func readOnly(w http.ResponseWriter, r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+	http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	return false
+}
+
+// ReadOnly wraps h so that only GET, HEAD and OPTIONS reach it; other
+// methods get 405, as on the built-in endpoints. The drop-in modes' own
+// handlers go through it.
+func ReadOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if readOnly(w, r) {
+			h.ServeHTTP(w, r)
+		}
+	})
 }
 
 // single narrows a verdict to one check; shutdown still fails readiness.
