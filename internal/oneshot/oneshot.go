@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
 	"github.com/healthbridge/healthbridge/internal/probe/kinds"
@@ -52,29 +54,11 @@ Quiet on success; one line of reason on stderr on failure; -v for detail.
 	return b.String()
 }
 
-// parseInterleaved parses flags that may come before or after positional
-// arguments ("probe URL --timeout 5s"). The caller has already split off
-// anything after "--".
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
 // flagHint adds a hint to a flag error where the fix is not obvious: a
 // duration without a unit ("--timeout 5") needs one ("5s").
 func flagHint(err error) string {
 	msg := err.Error()
-	if strings.Contains(msg, "invalid value") && strings.Contains(msg, "parse error") {
+	if strings.Contains(msg, "missing unit in duration") || (strings.Contains(msg, "invalid value") && strings.Contains(msg, "parse error")) {
 		msg += ` (a duration needs a unit: write "5s", "500ms" or "1m")`
 	}
 	return msg
@@ -82,8 +66,8 @@ func flagHint(err error) string {
 
 // Probe runs `healthbridge probe ARGS` and returns the exit code. The kind
 // is chosen by the first argument that is not a flag (kinds.ForWord); the
-// common flags (--timeout, -v) and the kind's own are then parsed,
-// anywhere before "--".
+// common flags (--timeout, -v) and the kind's own are then parsed with
+// pflag, anywhere before "--".
 func Probe(args []string, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "healthbridge probe:", flagHint(err))
@@ -126,15 +110,17 @@ func Probe(args []string, stdout, stderr io.Writer) int {
 	case kind == nil:
 		return fail(errors.New("what to probe is missing"))
 	}
-	fs := flag.NewFlagSet("healthbridge probe", flag.ContinueOnError)
+	// pflag: flags anywhere among the arguments, as GNU tools (and
+	// kubectl) take them.
+	fs := pflag.NewFlagSet("healthbridge probe", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	timeout := fs.Duration("timeout", DefaultTimeout, "bound on the whole probe")
-	verbose := fs.Bool("v", false, "print detail, also on success")
+	verbose := fs.BoolP("verbose", "v", false, "print detail, also on success")
 	build := kind.OneShot.Flags(fs)
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
+	if err := fs.Parse(args); err != nil {
 		return fail(err)
 	}
+	pos := fs.Args()
 	if *timeout <= 0 {
 		return fail(fmt.Errorf("--timeout: must be > 0, got %v", *timeout))
 	}

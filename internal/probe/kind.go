@@ -1,9 +1,10 @@
 package probe
 
 import (
-	"flag"
 	"net/http"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/healthbridge/healthbridge/internal/config"
 )
@@ -56,7 +57,7 @@ type OneShot struct {
 	// -v are already there) and returns the builder, called after parsing.
 	// The builder returns the prober and a short description of the target
 	// for messages; its errors are usage errors.
-	Flags func(fs *flag.FlagSet) func(a Args) (Prober, string, error)
+	Flags func(fs *pflag.FlagSet) func(a Args) (Prober, string, error)
 }
 
 // Args are what `healthbridge probe` hands a kind's one-shot builder.

@@ -6,8 +6,9 @@ package tlsclient
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"flag"
 	"os"
+
+	"github.com/spf13/pflag"
 
 	"github.com/healthbridge/healthbridge/internal/config"
 )
@@ -44,7 +45,7 @@ func Config(t *config.TLS, path string) (*tls.Config, error) {
 // --server-name, --cert, --key) and returns a function, to call after
 // parsing, that builds the client TLS config from them and reports
 // whether any of them was given.
-func Flags(fs *flag.FlagSet) func() (*tls.Config, bool, error) {
+func Flags(fs *pflag.FlagSet) func() (*tls.Config, bool, error) {
 	var t config.TLS
 	fs.BoolVar(&t.InsecureSkipVerify, "insecure", false, "do not verify the server's certificate")
 	fs.StringVar(&t.CAFile, "ca", "", "PEM file of CAs to verify the server with (default: the system's)")

@@ -14,7 +14,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -23,6 +22,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spf13/pflag"
 	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/healthbridge/healthbridge/internal/config"
@@ -45,7 +45,7 @@ var Kind = probe.Kind{
 	OneShot: &probe.OneShot{
 		Words: []string{"dns"},
 		Usage: "dns NAME [--server HOST:PORT] [--type A|AAAA|CNAME|MX|NS|TXT] [--expect VALUE] [--timeout 5s] [-v]",
-		Flags: func(fs *flag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
+		Flags: func(fs *pflag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
 			var a config.DNSAction
 			fs.StringVar(&a.Server, "server", "", "ask this server (HOST:PORT) alone; default: the system's resolver")
 			fs.StringVar(&a.Type, "type", "A", "record type: A, AAAA, CNAME, MX, NS or TXT")

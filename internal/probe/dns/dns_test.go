@@ -2,13 +2,13 @@ package dns
 
 import (
 	"context"
-	"flag"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"github.com/spf13/pflag"
 
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
@@ -188,7 +188,7 @@ func TestValidation(t *testing.T) {
 // TestOneShot: `healthbridge probe dns NAME --server … --type … --expect …`.
 func TestOneShot(t *testing.T) {
 	srv := server(t)
-	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("probe", pflag.ContinueOnError)
 	build := Kind.OneShot.Flags(fs)
 	if err := fs.Parse([]string{"--server", srv, "--type", "AAAA", "--expect", "::1"}); err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ package exec
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
@@ -46,7 +47,7 @@ var Kind = probe.Kind{
 	OneShot: &probe.OneShot{
 		Words: []string{"exec"},
 		Usage: "exec [--timeout 5s] [-v] -- COMMAND [ARG]...",
-		Flags: func(*flag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
+		Flags: func(*pflag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
 			return func(a probe.Args) (probe.Prober, string, error) {
 				if len(a.Pos) != 1 || len(a.Command) == 0 {
 					return nil, "", errors.New("exec: want -- COMMAND [ARG]...")

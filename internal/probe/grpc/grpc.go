@@ -10,10 +10,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"strconv"
 
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -42,7 +42,7 @@ var Kind = probe.Kind{
 	OneShot: &probe.OneShot{
 		Words: []string{"grpc"},
 		Usage: "grpc HOST:PORT [--service NAME] [--tls] [--insecure] [--ca FILE] [--server-name N] [--cert FILE --key FILE] [-v]",
-		Flags: func(fs *flag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
+		Flags: func(fs *pflag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
 			service := fs.String("service", "", "the service name sent in HealthCheckRequest")
 			useTLS := fs.Bool("tls", false, "dial with TLS (implied by --insecure, --ca and --cert)")
 			tlsFlags := tlsclient.Flags(fs)

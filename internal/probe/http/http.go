@@ -21,7 +21,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -29,6 +28,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/healthbridge/healthbridge/internal/config"
@@ -93,7 +93,7 @@ func validate(c *config.Check, path string) []error {
 // oneShot is `healthbridge probe http(s)://…`. Unlike the sidecar's
 // httpGet (the kubelet's rule), it verifies certificates unless told
 // --insecure, as curl.
-func oneShot(fs *flag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
+func oneShot(fs *pflag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
 	headers := &headerFlag{h: http.Header{}}
 	fs.Var(headers, "header", "request header Name:Value (repeatable)")
 	tlsFlags := tlsclient.Flags(fs)
@@ -117,6 +117,7 @@ func oneShot(fs *flag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
 type headerFlag struct{ h http.Header }
 
 func (f *headerFlag) String() string { return "" }
+func (f *headerFlag) Type() string   { return "Name:Value" }
 func (f *headerFlag) Set(s string) error {
 	k, v, ok := strings.Cut(s, ":")
 	if !ok || strings.TrimSpace(k) == "" {

@@ -9,10 +9,11 @@ package rundir
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"path/filepath"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/healthbridge/healthbridge/health"
 	"github.com/healthbridge/healthbridge/internal/config"
@@ -46,7 +47,7 @@ var Kind = probe.Kind{
 	OneShot: &probe.OneShot{
 		Words: []string{"rundir"},
 		Usage: "rundir PATH --unit UNIT [--no-pid] [--max-age 30s] [-v]",
-		Flags: func(fs *flag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
+		Flags: func(fs *pflag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
 			unit := fs.String("unit", "", "the unit name")
 			noPid := fs.Bool("no-pid", false, "do not check that the pid is a live process")
 			maxAge := fs.Duration("max-age", 0, "fail a state older than this (0: off)")

@@ -6,8 +6,9 @@ package tcp
 import (
 	"context"
 	"errors"
-	"flag"
 	"net"
+
+	"github.com/spf13/pflag"
 
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
@@ -24,7 +25,7 @@ var Kind = probe.Kind{
 	OneShot: &probe.OneShot{
 		Words: []string{"tcp"},
 		Usage: "tcp HOST:PORT [--timeout 5s] [-v]",
-		Flags: func(*flag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
+		Flags: func(*pflag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
 			return func(a probe.Args) (probe.Prober, string, error) {
 				if len(a.Pos) != 2 {
 					return nil, "", errors.New("tcp: want exactly one HOST:PORT")

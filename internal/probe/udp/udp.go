@@ -12,13 +12,14 @@ package udp
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/spf13/pflag"
 
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
@@ -46,7 +47,7 @@ var Kind = probe.Kind{
 	OneShot: &probe.OneShot{
 		Words: []string{"udp"},
 		Usage: "udp HOST:PORT [--send TEXT] [--expect REGEXP] [--timeout 5s] [-v]",
-		Flags: func(fs *flag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
+		Flags: func(fs *pflag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
 			send := fs.String("send", "", "the datagram to send (Go escapes such as \\n are read)")
 			expect := fs.String("expect", "", "a regular expression the reply must match")
 			return func(a probe.Args) (probe.Prober, string, error) {

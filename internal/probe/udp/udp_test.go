@@ -2,12 +2,13 @@ package udp
 
 import (
 	"bytes"
-	"flag"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
@@ -113,7 +114,7 @@ func TestValidation(t *testing.T) {
 // TestOneShot: `healthbridge probe udp HOST:PORT --send 'ping\n' --expect …`.
 func TestOneShot(t *testing.T) {
 	host, port := echo(t)
-	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("probe", pflag.ContinueOnError)
 	build := Kind.OneShot.Flags(fs)
 	if err := fs.Parse([]string{"--send", `ping\n`, "--expect", `^pong:ping\n$`}); err != nil {
 		t.Fatal(err)
