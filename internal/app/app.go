@@ -28,6 +28,27 @@ import (
 // Version is healthbridge's version, sent in the HTTP probe's User-Agent.
 var Version = "0.1.0"
 
+// specOf derives a check's one spec from its config and kind: the only
+// place config fields become the store's and the scheduler's view. The
+// phase is a random part of the period, fixed for the run.
+func specOf(c *config.Check, k *probe.Kind) state.Spec {
+	return state.Spec{
+		Name: c.Name, Kind: k.Name, ExitCodes: k.ExitCodes, Roles: c.Roles,
+		Policy: state.Policy{
+			SuccessThreshold: int(c.SuccessThreshold),
+			FailureThreshold: int(c.FailureThreshold),
+			StartPeriod:      c.StartPeriod(),
+		},
+		Timing: state.Timing{
+			InitialDelay:  c.InitialDelay(),
+			Period:        c.Period(),
+			StartInterval: c.StartInterval(),
+			Timeout:       c.Timeout(),
+			Phase:         time.Duration(rand.Int64N(int64(c.Period()))),
+		},
+	}
+}
+
 // shutdownTimeout bounds http.Server.Shutdown after the shutdown delay.
 const shutdownTimeout = 2 * time.Second
 
@@ -75,8 +96,8 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 	}
 	var (
 		errs    []error
-		checks  []scheduler.Check
-		infos   []state.Info
+		probers []probe.Prober
+		specs   []state.Spec
 		closers []io.Closer
 		admin   *http.ServeMux // nil without push kinds
 		sched   *scheduler.Scheduler
@@ -124,26 +145,18 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		if cl, ok := p.(io.Closer); ok {
 			closers = append(closers, cl)
 		}
-		checks = append(checks, scheduler.Check{
-			Name: c.Name, Kind: k.Name, Prober: p,
-			InitialDelay: c.InitialDelay(), Period: c.Period(), Timeout: c.Timeout(),
-			StartInterval: c.StartInterval(), Startup: c.HasRole(config.RoleStartup),
-			Phase: time.Duration(rand.Int64N(int64(c.Period()))),
-		})
-		infos = append(infos, state.Info{
-			Name: c.Name, Kind: k.Name, ExitCodes: k.ExitCodes, Roles: c.Roles,
-			Policy: state.Policy{
-				SuccessThreshold: int(c.SuccessThreshold),
-				FailureThreshold: int(c.FailureThreshold),
-				StartPeriod:      c.StartPeriod(),
-			},
-		})
+		probers = append(probers, p)
+		specs = append(specs, specOf(c, k))
 	}
 	if len(errs) > 0 {
 		closeAll(closers)
 		return nil, errors.Join(errs...)
 	}
-	store := state.NewStore(infos, time.Now())
+	store := state.NewStore(specs, time.Now())
+	var checks []scheduler.Check
+	for i, slot := range store.Slots() {
+		checks = append(checks, scheduler.Check{Slot: slot, Prober: probers[i]})
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(server.NewCollector(store), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -161,7 +174,7 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 	if opts.Wrap != nil {
 		handler = opts.Wrap(handler, store)
 	}
-	sched = scheduler.New(store, checks, log)
+	sched = scheduler.New(checks, log)
 	sc := &Sidecar{
 		closers: closers,
 		cfg:     cfg,

@@ -30,7 +30,7 @@ func TestExechealthzAnswers(t *testing.T) {
 		t.Fatalf("config: %+v", c)
 	}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	store := state.NewStore([]state.Info{{Name: e.Pairs[0].Check, Kind: "exec", Policy: state.Policy{FailureThreshold: 1}}}, t0)
+	store := state.NewStore([]state.Spec{{Name: e.Pairs[0].Check, Kind: "exec", Policy: state.Policy{FailureThreshold: 1}}}, t0)
 	now := t0
 	h := &exechealthzHandler{store: store, check: e.Pairs[0].Check, latency: e.Latency, now: func() time.Time { return now }}
 	get := func() (int, string) {
@@ -93,7 +93,7 @@ func TestExechealthzWrap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := state.NewStore([]state.Info{{Name: e.Pairs[0].Check, Kind: "exec", Policy: state.Policy{FailureThreshold: 1}}}, time.Now())
+	store := state.NewStore([]state.Spec{{Name: e.Pairs[0].Check, Kind: "exec", Policy: state.Policy{FailureThreshold: 1}}}, time.Now())
 	store.Record(e.Pairs[0].Check, probe.Result{Outcome: probe.OutcomeSuccess, End: time.Now()}, time.Now())
 	core := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
 	h := e.Wrap(core, store)

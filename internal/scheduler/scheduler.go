@@ -16,47 +16,28 @@ import (
 	"sync"
 	"time"
 
+	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
 	"github.com/healthbridge/healthbridge/internal/state"
 )
 
-// Check is one check as the scheduler runs it.
+// Check is one check as the scheduler runs it: its prober, and its slot in
+// the store, which holds its spec (name, kind, roles, timing, policy) and
+// takes its results.
 type Check struct {
-	// Name is the check's name in the store.
-	Name string
-	// Kind is its probe kind, for logs.
-	Kind string
+	// Slot is where the check's results go; Slot.Spec() is the check.
+	Slot *state.Slot
 	// Prober runs one probe.
 	Prober probe.Prober
-	// InitialDelay is how long after Start the first run happens.
-	InitialDelay time.Duration
-	// Period is the time between the end of one run and the start of the
-	// next (Docker's interval, the kubelet's periodSeconds). Must be > 0.
-	Period time.Duration
-	// StartInterval replaces Period while the check is starting and within
-	// its start period (Docker's --start-interval). Zero means Period.
-	StartInterval time.Duration
-	// Timeout bounds each run. Must be > 0.
-	Timeout time.Duration
-	// Phase, in [0, Period), shortens the wait before the second run, once:
-	// a stable offset that spreads checks started at the same instant with
-	// the same period over that period instead of running them in lock
-	// step (as the kubelet jitters its probe workers). The first run is
-	// never delayed by it. Zero: no offset.
-	Phase time.Duration
-	// Startup marks a startup check: it gates the non-startup checks and
-	// stops once healthy.
-	Startup bool
 }
 
 // Scheduler runs checks until stopped. Create it with New, then call Start
 // once and Stop once (Stop is idempotent).
 type Scheduler struct {
-	store  *state.Store
 	log    *slog.Logger
 	checks []Check
 
-	runNow map[string]chan struct{} // 1-buffered; read-only after New
+	runNow map[string]chan struct{} // by check name, 1-buffered; read-only after New
 
 	// mu guards startupLeft, cancel and started.
 	mu          sync.Mutex
@@ -67,22 +48,21 @@ type Scheduler struct {
 	wg          sync.WaitGroup
 }
 
-// New returns a scheduler for checks, recording into store, logging to log
-// (nil discards). Every check's name must be in the store.
-func New(store *state.Store, checks []Check, log *slog.Logger) *Scheduler {
+// New returns a scheduler for checks, logging to log (nil discards). A
+// check with the startup role gates the others.
+func New(checks []Check, log *slog.Logger) *Scheduler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Scheduler{
-		store:  store,
 		log:    log,
 		checks: checks,
 		runNow: make(map[string]chan struct{}, len(checks)),
 		gate:   make(chan struct{}),
 	}
 	for _, c := range checks {
-		s.runNow[c.Name] = make(chan struct{}, 1)
-		if c.Startup {
+		s.runNow[c.Slot.Spec().Name] = make(chan struct{}, 1)
+		if startup(c) {
 			s.startupLeft++
 		}
 	}
@@ -91,6 +71,10 @@ func New(store *state.Store, checks []Check, log *slog.Logger) *Scheduler {
 	}
 	return s
 }
+
+// startup reports whether c is a startup check: it gates the non-startup
+// checks and stops once healthy (the kubelet's rules).
+func startup(c Check) bool { return c.Slot.Spec().HasRole(config.RoleStartup) }
 
 // Start starts one goroutine per check. The checks run until ctx is done or
 // Stop is called. Start may be called once.
@@ -142,8 +126,11 @@ func (s *Scheduler) RunNow(name string) bool {
 }
 
 func (s *Scheduler) loop(ctx context.Context, c *Check, start time.Time) {
-	log := s.log.With("check", c.Name, "kind", c.Kind)
-	if !c.Startup {
+	spec := c.Slot.Spec()
+	t := spec.Timing
+	log := s.log.With("check", spec.Name, "kind", spec.Kind)
+	isStartup := startup(*c)
+	if !isStartup {
 		select {
 		case <-s.gate:
 		case <-ctx.Done():
@@ -152,7 +139,7 @@ func (s *Scheduler) loop(ctx context.Context, c *Check, start time.Time) {
 	}
 	// initialDelaySeconds counts from start, as the kubelet counts it from
 	// the container's start, not from the end of the startup gate.
-	timer := time.NewTimer(max(0, time.Until(start.Add(c.InitialDelay))))
+	timer := time.NewTimer(max(0, time.Until(start.Add(t.InitialDelay))))
 	defer timer.Stop()
 	var w worker
 	first := true
@@ -161,41 +148,31 @@ func (s *Scheduler) loop(ctx context.Context, c *Check, start time.Time) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
-		case <-s.runNow[c.Name]:
+		case <-s.runNow[spec.Name]:
 			timer.Stop()
 		}
 		r := s.runOnce(ctx, c, &w)
 		if ctx.Err() != nil {
 			return // stopped mid-run: the result says nothing about the target
 		}
-		now := time.Now()
 		if r.Detail != "" {
 			log.Debug("probe detail", "detail", r.Detail)
 			r.Detail = "" // never stored or served
 		}
-		tr := s.store.Record(c.Name, r, now)
+		tr, next := c.Slot.Record(r, time.Now())
 		s.logRun(log, r, tr)
-		if c.Startup && tr.To == state.StatusHealthy {
+		if isStartup && tr.To == state.StatusHealthy {
 			s.startupHealthy()
 			return // the kubelet stops a startup probe once it succeeded
-		}
-		next := c.Period
-		if c.StartInterval > 0 && tr.To == state.StatusStarting && s.inStartPeriod(c.Name, tr.State, now) {
-			next = c.StartInterval
 		}
 		if first {
 			// Checks started together with equal periods would otherwise run
 			// in lock step forever; the first result is never delayed.
-			next -= min(c.Phase, next-1)
+			next -= min(t.Phase, next-1)
 			first = false
 		}
 		timer.Reset(next)
 	}
-}
-
-func (s *Scheduler) inStartPeriod(name string, st state.CheckState, now time.Time) bool {
-	c, ok := s.store.Snapshot().Get(name)
-	return ok && st.InStartPeriod(now, c.Policy)
 }
 
 func (s *Scheduler) startupHealthy() {
@@ -221,7 +198,7 @@ func (s *Scheduler) runOnce(ctx context.Context, c *Check, w *worker) probe.Resu
 			return probe.StillRunning(w.stuckSince, time.Now())
 		}
 	}
-	r, stuck := probe.Run(ctx, c.Prober, c.Timeout)
+	r, stuck := probe.Run(ctx, c.Prober, c.Slot.Spec().Timing.Timeout)
 	if stuck != nil {
 		w.stuck, w.stuckSince = stuck, r.Start
 	}

@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
 	"github.com/healthbridge/healthbridge/internal/state"
 )
@@ -59,20 +60,40 @@ func (s *scripted) startOffsets(base time.Time) []time.Duration {
 	return out
 }
 
-func newStore(policies map[string]state.Policy, names ...string) *state.Store {
-	var infos []state.Info
-	for _, n := range names {
-		infos = append(infos, state.Info{Name: n, Kind: "test", Policy: policies[n]})
+// tcheck is a check as a test describes it.
+type tcheck struct {
+	Name, Kind                                          string
+	Prober                                              probe.Prober
+	InitialDelay, Period, StartInterval, Timeout, Phase time.Duration
+	Startup                                             bool
+}
+
+// newSched builds the store (with each check's policy from policies) and
+// the scheduler for checks, as app.Build does.
+func newSched(policies map[string]state.Policy, checks []tcheck, log *slog.Logger) (*Scheduler, *state.Store) {
+	var specs []state.Spec
+	for _, c := range checks {
+		sp := state.Spec{Name: c.Name, Kind: c.Kind, Policy: policies[c.Name], Timing: state.Timing{
+			InitialDelay: c.InitialDelay, Period: c.Period, StartInterval: c.StartInterval, Timeout: c.Timeout, Phase: c.Phase,
+		}}
+		if c.Startup {
+			sp.Roles = []config.Role{config.RoleStartup}
+		}
+		specs = append(specs, sp)
 	}
-	return state.NewStore(infos, time.Now())
+	store := state.NewStore(specs, time.Now())
+	var sc []Check
+	for i, slot := range store.Slots() {
+		sc = append(sc, Check{Slot: slot, Prober: checks[i].Prober})
+	}
+	return New(sc, log), store
 }
 
 func TestScheduleInitialDelayPeriodAndNoOverlap(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
 		p := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}, took: 3 * time.Second}
-		store := newStore(nil, "c")
-		s := New(store, []Check{{Name: "c", Prober: p, InitialDelay: 5 * time.Second, Period: 10 * time.Second, Timeout: 4 * time.Second}}, nil)
+		s, _ := newSched(nil, []tcheck{{Name: "c", Prober: p, InitialDelay: 5 * time.Second, Period: 10 * time.Second, Timeout: 4 * time.Second}}, nil)
 		s.Start(t.Context())
 		time.Sleep(40 * time.Second)
 		s.Stop()
@@ -90,8 +111,7 @@ func TestScheduleInitialDelayPeriodAndNoOverlap(t *testing.T) {
 func TestScheduleTimeoutIsAFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}, took: time.Hour}
-		store := newStore(map[string]state.Policy{"c": {FailureThreshold: 1}}, "c")
-		s := New(store, []Check{{Name: "c", Prober: p, Period: 10 * time.Second, Timeout: time.Second}}, nil)
+		s, store := newSched(map[string]state.Policy{"c": {FailureThreshold: 1}}, []tcheck{{Name: "c", Prober: p, Period: 10 * time.Second, Timeout: time.Second}}, nil)
 		s.Start(t.Context())
 		time.Sleep(1500 * time.Millisecond)
 		c, _ := store.Snapshot().Get("c")
@@ -109,8 +129,7 @@ func TestScheduleStartInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
 		p := &scripted{outcomes: []probe.Outcome{probe.OutcomeFailure}}
-		store := newStore(map[string]state.Policy{"c": {FailureThreshold: 1, StartPeriod: 12 * time.Second}}, "c")
-		s := New(store, []Check{{Name: "c", Prober: p, Period: 30 * time.Second, StartInterval: 5 * time.Second, Timeout: time.Second}}, nil)
+		s, _ := newSched(map[string]state.Policy{"c": {FailureThreshold: 1, StartPeriod: 12 * time.Second}}, []tcheck{{Name: "c", Prober: p, Period: 30 * time.Second, StartInterval: 5 * time.Second, Timeout: time.Second}}, nil)
 		s.Start(t.Context())
 		time.Sleep(50 * time.Second)
 		s.Stop()
@@ -128,8 +147,7 @@ func TestStartupGatesOtherChecks(t *testing.T) {
 		start := time.Now()
 		boot := &scripted{outcomes: []probe.Outcome{probe.OutcomeFailure, probe.OutcomeFailure, probe.OutcomeSuccess}}
 		live := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}}
-		store := newStore(nil, "boot", "live")
-		s := New(store, []Check{
+		s, _ := newSched(nil, []tcheck{
 			{Name: "boot", Prober: boot, Period: 2 * time.Second, Timeout: time.Second, Startup: true},
 			{Name: "live", Prober: live, Period: 10 * time.Second, Timeout: time.Second, InitialDelay: time.Second},
 		}, nil)
@@ -153,8 +171,7 @@ func (panicky) Probe(context.Context) probe.Result { panic("boom") }
 
 func TestPanicBecomesUnknown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		store := newStore(map[string]state.Policy{"c": {FailureThreshold: 1}}, "c")
-		s := New(store, []Check{{Name: "c", Prober: panicky{}, Period: time.Second, Timeout: time.Second}}, nil)
+		s, store := newSched(map[string]state.Policy{"c": {FailureThreshold: 1}}, []tcheck{{Name: "c", Prober: panicky{}, Period: time.Second, Timeout: time.Second}}, nil)
 		s.Start(t.Context())
 		time.Sleep(2500 * time.Millisecond)
 		s.Stop()
@@ -172,8 +189,7 @@ func TestPanicBecomesUnknown(t *testing.T) {
 func TestStopCancelsInFlightRunAndIsIdempotent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}, took: time.Hour}
-		store := newStore(nil, "c")
-		s := New(store, []Check{{Name: "c", Prober: p, Period: time.Second, Timeout: time.Hour}}, nil)
+		s, store := newSched(nil, []tcheck{{Name: "c", Prober: p, Period: time.Second, Timeout: time.Hour}}, nil)
 		s.Start(t.Context())
 		time.Sleep(time.Minute)
 		if p.running.Load() != 1 {
@@ -194,8 +210,7 @@ func TestRunNow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
 		p := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}}
-		store := newStore(nil, "c")
-		s := New(store, []Check{{Name: "c", Prober: p, Period: time.Hour, Timeout: time.Second}}, nil)
+		s, _ := newSched(nil, []tcheck{{Name: "c", Prober: p, Period: time.Hour, Timeout: time.Second}}, nil)
 		s.Start(t.Context())
 		time.Sleep(10 * time.Second)
 		if !s.RunNow("c") || s.RunNow("nope") {
@@ -245,9 +260,8 @@ func (h *attrHandler) Handle(_ context.Context, r slog.Record) error { return h.
 func TestEveryStateChangeLoggedOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := &scripted{outcomes: outcomesOf("FFSSFFF")}
-		store := newStore(map[string]state.Policy{"c": {FailureThreshold: 2}}, "c")
 		h := &recordingHandler{}
-		s := New(store, []Check{{Name: "c", Kind: "exec", Prober: p, Period: time.Second, Timeout: time.Second}}, slog.New(h))
+		s, _ := newSched(map[string]state.Policy{"c": {FailureThreshold: 2}}, []tcheck{{Name: "c", Kind: "exec", Prober: p, Period: time.Second, Timeout: time.Second}}, slog.New(h))
 		s.Start(t.Context())
 		time.Sleep(6500 * time.Millisecond)
 		s.Stop()
@@ -298,8 +312,7 @@ func TestStuckRunIsAbandonedAndNeverDoubled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
 		u := &unkillable{release: make(chan struct{})}
-		store := newStore(map[string]state.Policy{"c": {FailureThreshold: 1}}, "c")
-		s := New(store, []Check{{Name: "c", Prober: u, Period: 3 * time.Second, Timeout: time.Second}}, nil)
+		s, store := newSched(map[string]state.Policy{"c": {FailureThreshold: 1}}, []tcheck{{Name: "c", Prober: u, Period: 3 * time.Second, Timeout: time.Second}}, nil)
 		s.Start(t.Context())
 		defer s.Stop()
 
@@ -340,8 +353,7 @@ func (lateStarter) Probe(ctx context.Context) probe.Result {
 
 func TestDeadlineIsAFailureNeverUnknown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		store := newStore(map[string]state.Policy{"c": {FailureThreshold: 1}}, "c")
-		s := New(store, []Check{{Name: "c", Prober: lateStarter{}, Period: 10 * time.Second, Timeout: time.Second}}, nil)
+		s, store := newSched(map[string]state.Policy{"c": {FailureThreshold: 1}}, []tcheck{{Name: "c", Prober: lateStarter{}, Period: 10 * time.Second, Timeout: time.Second}}, nil)
 		s.Start(t.Context())
 		time.Sleep(1500 * time.Millisecond)
 		s.Stop()
@@ -358,8 +370,7 @@ func TestPhaseSpreadsLockStepChecks(t *testing.T) {
 		start := time.Now()
 		a := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}}
 		b := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}}
-		store := newStore(nil, "a", "b")
-		s := New(store, []Check{
+		s, _ := newSched(nil, []tcheck{
 			{Name: "a", Prober: a, Period: 10 * time.Second, Timeout: time.Second},
 			{Name: "b", Prober: b, Period: 10 * time.Second, Timeout: time.Second, Phase: 4 * time.Second},
 		}, nil)

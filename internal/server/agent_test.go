@@ -14,7 +14,7 @@ import (
 
 func TestAgentLine(t *testing.T) {
 	newS := func() *state.Store {
-		return state.NewStore([]state.Info{
+		return state.NewStore([]state.Spec{
 			{Name: "web", Kind: "httpGet", Roles: []config.Role{config.RoleReadiness}, Policy: state.Policy{FailureThreshold: 2}},
 		}, t0)
 	}
@@ -47,7 +47,7 @@ func TestAgentLine(t *testing.T) {
 }
 
 func TestAgentServesOneLineAndCloses(t *testing.T) {
-	s := state.NewStore([]state.Info{{Name: "a", Kind: "tcpSocket", Roles: []config.Role{config.RoleReadiness}}}, t0)
+	s := state.NewStore([]state.Spec{{Name: "a", Kind: "tcpSocket", Roles: []config.Role{config.RoleReadiness}}}, t0)
 	record(s, "a", probe.OutcomeSuccess, "")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -83,7 +83,7 @@ func TestAgentServesOneLineAndCloses(t *testing.T) {
 // answer may start after Close began waiting (under -race, a WaitGroup Add
 // concurrent with its Wait is reported), and Close before Serve works.
 func TestAgentCloseWhileConnectionsArrive(t *testing.T) {
-	s := state.NewStore([]state.Info{{Name: "a", Kind: "tcpSocket", Roles: []config.Role{config.RoleReadiness}}}, t0)
+	s := state.NewStore([]state.Spec{{Name: "a", Kind: "tcpSocket", Roles: []config.Role{config.RoleReadiness}}}, t0)
 	for range 30 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

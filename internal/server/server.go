@@ -136,7 +136,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if sc, ok := scopes[path[:i+1]]; ok {
 			name := path[i+2:]
 			snap := h.store.Snapshot()
-			if c, ok := snap.Get(name); ok && sc.Covers(&c.Info) {
+			if c, ok := snap.Get(name); ok && sc.Covers(&c.Spec) {
 				h.serveScope(w, r, snap, sc, name)
 				return
 			}

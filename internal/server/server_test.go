@@ -24,7 +24,7 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func newStore() *state.Store {
 	one := state.Policy{FailureThreshold: 1}
-	return state.NewStore([]state.Info{
+	return state.NewStore([]state.Spec{
 		{Name: "web", Kind: "httpGet", Roles: []config.Role{config.RoleLiveness, config.RoleReadiness}, Policy: one},
 		{Name: "db", Kind: "exec", ExitCodes: true, Roles: []config.Role{config.RoleReadiness}, Policy: one},
 		{Name: "boot", Kind: "tcpSocket", Roles: []config.Role{config.RoleStartup}, Policy: one},
@@ -212,7 +212,7 @@ func TestJSON(t *testing.T) {
 		}
 	}
 	// A passing endpoint whose check failed once (below threshold) is "warn".
-	s2 := state.NewStore([]state.Info{{Name: "a", Kind: "tcpSocket", Roles: []config.Role{config.RoleReadiness}, Policy: state.Policy{FailureThreshold: 3}}}, t0)
+	s2 := state.NewStore([]state.Spec{{Name: "a", Kind: "tcpSocket", Roles: []config.Role{config.RoleReadiness}, Policy: state.Policy{FailureThreshold: 3}}}, t0)
 	record(s2, "a", probe.OutcomeSuccess, "")
 	record(s2, "a", probe.OutcomeFailure, "")
 	r := get(t, New(s2, Options{}), "GET", "/readyz?format=json")

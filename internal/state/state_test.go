@@ -157,7 +157,7 @@ func TestNextSinceOnlyMovesOnChange(t *testing.T) {
 }
 
 func TestStoreVerdicts(t *testing.T) {
-	infos := []Info{
+	infos := []Spec{
 		{Name: "live", Kind: "exec", Roles: []config.Role{config.RoleLiveness}, Policy: Policy{FailureThreshold: 1}},
 		{Name: "ready", Kind: "tcpSocket", Roles: []config.Role{config.RoleReadiness}, Policy: Policy{FailureThreshold: 1}},
 		{Name: "boot", Kind: "httpGet", Roles: []config.Role{config.RoleStartup}, Policy: Policy{FailureThreshold: 1}},

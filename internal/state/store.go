@@ -11,8 +11,11 @@ import (
 	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
-// Info is what the store knows of a check besides its state.
-type Info struct {
+// Spec is one check as healthbridge runs it, derived once from its config
+// (app.Build) and immutable after: what it is, what it gates, when it runs
+// and how its results are judged. The store holds it beside the check's
+// state; the scheduler reads its timing through the check's Slot.
+type Spec struct {
 	// Name is the check's unique name.
 	Name string
 	// Kind is its probe kind (exec, httpGet, …).
@@ -24,14 +27,36 @@ type Info struct {
 	Roles []config.Role
 	// Policy holds its thresholds.
 	Policy Policy
+	// Timing is when it runs.
+	Timing Timing
+}
+
+// Timing is when a check runs: the kubelet's and Docker's schedule fields
+// as durations.
+type Timing struct {
+	// InitialDelay is how long after start the first run happens
+	// (initialDelaySeconds).
+	InitialDelay time.Duration
+	// Period is the time between the end of one run and the start of the
+	// next (Docker's interval, the kubelet's periodSeconds).
+	Period time.Duration
+	// StartInterval replaces Period while the check is starting within its
+	// start period (Docker's --start-interval). Zero means Period.
+	StartInterval time.Duration
+	// Timeout bounds each run (timeoutSeconds).
+	Timeout time.Duration
+	// Phase, in [0, Period), shortens the wait before the second run, once,
+	// so that checks started together with the same period do not run in
+	// lock step (as the kubelet jitters its workers). Zero: none.
+	Phase time.Duration
 }
 
 // HasRole reports whether r is one of the check's roles.
-func (i *Info) HasRole(r config.Role) bool { return slices.Contains(i.Roles, r) }
+func (sp *Spec) HasRole(r config.Role) bool { return slices.Contains(sp.Roles, r) }
 
 // Check is one check in a Snapshot.
 type Check struct {
-	Info
+	Spec
 	State CheckState
 }
 
@@ -73,9 +98,10 @@ func (t Transition) Changed() bool { return t.From != t.To }
 // through an atomic pointer and never block. Nothing subscribes to changes:
 // readers that need one (HAProxy's agent, the HTTP server) read on demand.
 type Store struct {
-	// mu guards infos, states and shutting, and orders snapshot publication.
+	// mu guards states and shutting, and orders snapshot publication;
+	// specs and index are read-only after NewStore.
 	mu       sync.Mutex
-	infos    []Info
+	specs    []Spec
 	states   []CheckState
 	shutting bool
 	index    map[string]int
@@ -83,41 +109,77 @@ type Store struct {
 	snap atomic.Pointer[Snapshot]
 }
 
-// NewStore returns a store holding infos, every check starting at now.
+// NewStore returns a store holding specs, every check starting at now.
 // Names must be unique (config validation guarantees it).
-func NewStore(infos []Info, now time.Time) *Store {
+func NewStore(specs []Spec, now time.Time) *Store {
 	s := &Store{
-		infos:  append([]Info(nil), infos...),
-		states: make([]CheckState, len(infos)),
-		index:  make(map[string]int, len(infos)),
+		specs:  append([]Spec(nil), specs...),
+		states: make([]CheckState, len(specs)),
+		index:  make(map[string]int, len(specs)),
 	}
-	for i, in := range infos {
-		s.index[in.Name] = i
+	for i, sp := range specs {
+		s.index[sp.Name] = i
 		s.states[i] = Initial(now)
 	}
 	s.publish()
 	return s
 }
 
+// Slot is one check's place in a Store: its spec, and where its results
+// go. The scheduler records through it, never looking a check up by name
+// nor reading a snapshot back.
+type Slot struct {
+	store *Store
+	i     int
+}
+
+// Slots returns one slot per check, in the order of the specs given to
+// NewStore.
+func (s *Store) Slots() []*Slot {
+	out := make([]*Slot, len(s.specs))
+	for i := range s.specs {
+		out[i] = &Slot{store: s, i: i}
+	}
+	return out
+}
+
+// Spec returns the check's spec. It must not be modified.
+func (sl *Slot) Spec() *Spec { return &sl.store.specs[sl.i] }
+
+// Record applies result r at time now (state.Next), publishes a new
+// snapshot, and returns what changed and how long to wait before the next
+// run: the period, or the start interval while the check is starting
+// within its start period (Docker's --start-interval).
+func (sl *Slot) Record(r probe.Result, now time.Time) (Transition, time.Duration) {
+	s := sl.store
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sp := &s.specs[sl.i]
+	prev := s.states[sl.i]
+	next := Next(prev, r, now, sp.Policy)
+	s.states[sl.i] = next
+	s.publish()
+	wait := sp.Timing.Period
+	if sp.Timing.StartInterval > 0 && next.Status == StatusStarting && next.InStartPeriod(now, sp.Policy) {
+		wait = sp.Timing.StartInterval
+	}
+	return Transition{From: prev.Status, To: next.Status, State: next}, wait
+}
+
 // Snapshot returns the current snapshot. It never blocks and never returns
 // nil.
 func (s *Store) Snapshot() *Snapshot { return s.snap.Load() }
 
-// Record applies result r of the named check at time now (state.Next) and
-// publishes a new snapshot. It panics on an unknown name, a programming
-// error.
+// Record is Slot.Record for the named check, for callers that hold a name
+// rather than a slot (tests, tools). It panics on an unknown name, a
+// programming error.
 func (s *Store) Record(name string, r probe.Result, now time.Time) Transition {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	i, ok := s.index[name]
 	if !ok {
 		panic(fmt.Sprintf("state: Record of unknown check %q", name))
 	}
-	prev := s.states[i]
-	next := Next(prev, r, now, s.infos[i].Policy)
-	s.states[i] = next
-	s.publish()
-	return Transition{From: prev.Status, To: next.Status, State: next}
+	tr, _ := (&Slot{store: s, i: i}).Record(r, now)
+	return tr
 }
 
 // SetShuttingDown marks the store as shutting down: from now on readiness
@@ -134,12 +196,12 @@ func (s *Store) SetShuttingDown() {
 // publish builds and stores a new snapshot; s.mu must be held.
 func (s *Store) publish() {
 	snap := &Snapshot{
-		Checks:       make([]Check, len(s.infos)),
+		Checks:       make([]Check, len(s.specs)),
 		ShuttingDown: s.shutting,
 		index:        s.index, // never modified after NewStore
 	}
-	for i := range s.infos {
-		snap.Checks[i] = Check{Info: s.infos[i], State: s.states[i]}
+	for i := range s.specs {
+		snap.Checks[i] = Check{Spec: s.specs[i], State: s.states[i]}
 	}
 	for sc := Scope(1); sc < scopeCount; sc++ {
 		snap.plain[sc] = snap.Evaluate(sc, nil).OK

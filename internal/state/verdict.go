@@ -54,7 +54,7 @@ func ScopeForRole(r config.Role) Scope {
 }
 
 // Covers reports whether the scope includes a check with info i.
-func (sc Scope) Covers(i *Info) bool {
+func (sc Scope) Covers(i *Spec) bool {
 	switch sc {
 	case ScopeAll:
 		return true
@@ -122,7 +122,7 @@ func (s *Snapshot) Evaluate(sc Scope, exclude map[string]bool) Verdict {
 	}
 	for i := range s.Checks {
 		c := &s.Checks[i]
-		if !sc.Covers(&c.Info) {
+		if !sc.Covers(&c.Spec) {
 			continue
 		}
 		e := Entry{Check: c, OK: sc.Passes(c.State.Status), Excluded: exclude[c.Name]}

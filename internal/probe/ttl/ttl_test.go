@@ -28,8 +28,9 @@ func TestExpiryAndRecovery(t *testing.T) {
 		if c.PeriodSeconds != 1 || c.FailureThreshold != 1 {
 			t.Fatalf("ttl defaults: period %d, failureThreshold %d", c.PeriodSeconds, c.FailureThreshold)
 		}
-		store := state.NewStore([]state.Info{{Name: "beat", Kind: "ttl", Policy: state.Policy{FailureThreshold: int(c.FailureThreshold)}}}, time.Now())
-		s := scheduler.New(store, []scheduler.Check{{Name: "beat", Prober: p, Period: c.Period(), Timeout: c.Timeout()}}, nil)
+		store := state.NewStore([]state.Spec{{Name: "beat", Kind: "ttl", Policy: state.Policy{FailureThreshold: int(c.FailureThreshold)},
+			Timing: state.Timing{Period: c.Period(), Timeout: c.Timeout()}}}, time.Now())
+		s := scheduler.New([]scheduler.Check{{Slot: store.Slots()[0], Prober: p}}, nil)
 		s.Start(t.Context())
 		defer s.Stop()
 		status := func() (state.Status, string) {
