@@ -4,6 +4,8 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -11,10 +13,13 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
@@ -27,6 +32,28 @@ import (
 
 // Version is healthbridge's version, sent in the HTTP probe's User-Agent.
 var Version = "0.1.0"
+
+// serverTLS is the gRPC server's TLS config: its certificate, and with a
+// client CA, mTLS (client certificates required and verified).
+func serverTLS(t *config.ServerTLS) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, config.Errorf("grpcTLS.certFile", "%v", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if t.ClientCAFile != "" {
+		pem, err := os.ReadFile(t.ClientCAFile)
+		if err != nil {
+			return nil, config.Errorf("grpcTLS.clientCAFile", "%v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, config.Errorf("grpcTLS.clientCAFile", "%s: no PEM certificates", t.ClientCAFile)
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}
 
 // specOf derives a check's one spec from its config and kind: the only
 // place config fields become the store's and the scheduler's view. The
@@ -83,6 +110,9 @@ type Sidecar struct {
 	closers  []io.Closer   // probers holding resources (watches)
 	agent    *server.Agent // nil without agent config
 	agentLn  net.Listener
+	grpcSrv  *grpc.Server       // nil without grpcListen
+	grpcHlth *server.GRPCHealth // the health service on grpcSrv
+	grpcLn   net.Listener
 }
 
 // Build constructs every prober (so a bad exec command is a start-up
@@ -194,6 +224,26 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		sc.adminLn = aln
 		sc.adminSrv = server.NewHTTPServer(admin, log)
 	}
+	if cfg.GRPCListen != "" {
+		var opts []grpc.ServerOption
+		if t := cfg.GRPCTLS; t != nil {
+			tc, err := serverTLS(t)
+			if err != nil {
+				_ = sc.Close()
+				return nil, err
+			}
+			opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+		}
+		gln, err := net.Listen("tcp", cfg.GRPCListen)
+		if err != nil {
+			_ = sc.Close()
+			return nil, fmt.Errorf("grpcListen: %w", err)
+		}
+		sc.grpcLn = gln
+		sc.grpcSrv = grpc.NewServer(opts...)
+		sc.grpcHlth = server.NewGRPCHealth(store, cfg.GRPCServices)
+		sc.grpcHlth.Register(sc.grpcSrv)
+	}
 	if a := cfg.Agent; a != nil {
 		agln, err := net.Listen("tcp", a.Listen)
 		if err != nil {
@@ -219,13 +269,17 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 		go proc.Reap(bg, s.log)
 	}
 	s.sched.Start(bg)
-	// One slot per server that may send (public, admin, agent), so none
-	// blocks after Run has stopped reading.
-	serveErr := make(chan error, 3)
+	// One slot per server that may send (public, admin, agent, gRPC), so
+	// none blocks after Run has stopped reading.
+	serveErr := make(chan error, 4)
 	go func() { serveErr <- s.srv.Serve(s.ln) }()
 	if s.adminSrv != nil {
 		go func() { serveErr <- s.adminSrv.Serve(s.adminLn) }()
 		s.log.Info("serving admin", "addr", s.adminLn.Addr().String())
+	}
+	if s.grpcSrv != nil {
+		go func() { serveErr <- s.grpcSrv.Serve(s.grpcLn) }()
+		s.log.Info("serving grpc health", "addr", s.grpcLn.Addr().String())
 	}
 	if s.agent != nil {
 		go func() { serveErr <- s.agent.Serve(s.agentLn) }()
@@ -268,6 +322,16 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 	if s.agent != nil {
 		err = errors.Join(err, s.agent.Close())
 	}
+	if s.grpcSrv != nil {
+		s.grpcHlth.Stop() // end the Watch streams, which never end by themselves
+		stopped := make(chan struct{})
+		go func() { s.grpcSrv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-sctx.Done():
+			s.grpcSrv.Stop()
+		}
+	}
 	s.sched.Stop()
 	closeAll(s.closers)
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
@@ -308,7 +372,7 @@ func closeAll(cs []io.Closer) {
 func (s *Sidecar) Close() error {
 	closeAll(s.closers)
 	err := s.ln.Close()
-	for _, ln := range []net.Listener{s.adminLn, s.agentLn} {
+	for _, ln := range []net.Listener{s.adminLn, s.agentLn, s.grpcLn} {
 		if ln != nil {
 			err = errors.Join(err, ln.Close())
 		}

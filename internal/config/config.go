@@ -67,10 +67,32 @@ type Config struct {
 	// reaches the admin port can mark ttl checks passing, so it must be
 	// said explicitly that the network around it is trusted.
 	AllowRemoteAdmin bool `json:"allowRemoteAdmin,omitempty"`
+	// GRPCListen, when set, serves grpc.health.v1.Health (Check, Watch,
+	// List) on this address, host:port: "" is the overall verdict,
+	// liveness, readiness and startup the role verdicts, and each check's
+	// name that check alone. Default "": off.
+	GRPCListen string `json:"grpcListen,omitempty"`
+	// GRPCServices maps further service names to one of those, so that a
+	// real service name ("my.pkg.Service") can be answered, e.g.
+	// {"my.pkg.Service": readiness}.
+	GRPCServices map[string]string `json:"grpcServices,omitempty"`
+	// GRPCTLS, when set, serves gRPC over TLS (with clientCAFile: mTLS).
+	GRPCTLS *ServerTLS `json:"grpcTLS,omitempty"`
 	// Agent, when set, serves HAProxy's agent-check protocol.
 	Agent *AgentConfig `json:"agent,omitempty"`
 	// Checks are the probes to run. At least one.
 	Checks []Check `json:"checks"`
+}
+
+// ServerTLS is a TLS server's certificate, and the CA bundle its clients'
+// certificates must chain to for mTLS.
+type ServerTLS struct {
+	// CertFile and KeyFile are the server's certificate and key (PEM).
+	// Required.
+	CertFile string `json:"certFile"`
+	KeyFile  string `json:"keyFile"`
+	// ClientCAFile, when set, requires and verifies client certificates.
+	ClientCAFile string `json:"clientCAFile,omitempty"`
 }
 
 // AgentConfig is the HAProxy agent-check listener: HAProxy connects,

@@ -3,7 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 
 	"regexp"
 	"strconv"
@@ -33,6 +35,31 @@ func (c *Config) Validate(r Rules) error {
 		} else if !c.AllowRemoteAdmin && !isLoopback(c.AdminListen) {
 			add("adminListen", "%q is not a loopback address: anyone who can reach it can mark checks passing; use 127.0.0.1:PORT or [::1]:PORT, or set allowRemoteAdmin: true if the network is trusted", c.AdminListen)
 		}
+	}
+	if c.GRPCListen != "" {
+		if err := validAddress(c.GRPCListen); err != nil {
+			add("grpcListen", "%v", err)
+		} else if c.GRPCListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+			add("grpcListen", "must differ from listen")
+		}
+		for i := range c.Checks {
+			if n := c.Checks[i].Name; slices.Contains(GRPCRoleServices, n) {
+				add(fmt.Sprintf("checks[%d].name", i), "%q is a gRPC service name of healthbridge's own (the %s verdict): rename the check while grpcListen is set", n, n)
+			}
+		}
+		known := func(n string) bool {
+			return n == "" || slices.Contains(GRPCRoleServices, n) || slices.ContainsFunc(c.Checks, func(ch Check) bool { return ch.Name == n })
+		}
+		for _, k := range slices.Sorted(maps.Keys(c.GRPCServices)) {
+			if v := c.GRPCServices[k]; !known(v) {
+				add(fmt.Sprintf("grpcServices[%q]", k), "%q is neither \"\", liveness, readiness, startup nor a check's name", v)
+			}
+		}
+		if t := c.GRPCTLS; t != nil && (t.CertFile == "" || t.KeyFile == "") {
+			add("grpcTLS", "certFile and keyFile are required")
+		}
+	} else if len(c.GRPCServices) > 0 || c.GRPCTLS != nil {
+		add("grpcListen", "required by grpcServices and grpcTLS")
 	}
 	if a := c.Agent; a != nil {
 		if err := validAddress(a.Listen); err != nil {
@@ -210,3 +237,7 @@ func ValidTLS(path string, t *TLS) []error {
 	}
 	return nil
 }
+
+// GRPCRoleServices are the gRPC service names of the role verdicts, in the
+// order of their HTTP endpoints (/livez, /readyz, /startupz).
+var GRPCRoleServices = []string{"liveness", "readiness", "startup"}

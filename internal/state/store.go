@@ -95,8 +95,8 @@ func (t Transition) Changed() bool { return t.From != t.To }
 
 // Store holds every check's state. Writers (the scheduler) serialise on a
 // mutex; readers (the HTTP server, at any rate) load an immutable snapshot
-// through an atomic pointer and never block. Nothing subscribes to changes:
-// readers that need one (HAProxy's agent, the HTTP server) read on demand.
+// through an atomic pointer and never block. Readers that wait for a change
+// (gRPC Watch) take the Changed channel, closed by the next publication.
 type Store struct {
 	// mu guards states and shutting, and orders snapshot publication;
 	// specs and index are read-only after NewStore.
@@ -107,7 +107,17 @@ type Store struct {
 	index    map[string]int
 
 	snap atomic.Pointer[Snapshot]
+	// changed is closed, and replaced, by every publication: a broadcast
+	// to watchers (gRPC Watch) that never blocks the writer.
+	changed atomic.Pointer[chan struct{}]
 }
+
+// Changed returns a channel closed when a snapshot newer than the current
+// one is published. Take it before reading Snapshot, so that no
+// publication can fall between the two unseen. It never blocks the writer:
+// a watcher that does not look just misses intermediate snapshots, never
+// the latest.
+func (s *Store) Changed() <-chan struct{} { return *s.changed.Load() }
 
 // NewStore returns a store holding specs, every check starting at now.
 // Names must be unique (config validation guarantees it).
@@ -121,6 +131,8 @@ func NewStore(specs []Spec, now time.Time) *Store {
 		s.index[sp.Name] = i
 		s.states[i] = Initial(now)
 	}
+	first := make(chan struct{})
+	s.changed.Store(&first)
 	s.publish()
 	return s
 }
@@ -207,4 +219,6 @@ func (s *Store) publish() {
 		snap.plain[sc] = snap.Evaluate(sc, nil).OK
 	}
 	s.snap.Store(snap)
+	next := make(chan struct{})
+	close(*s.changed.Swap(&next))
 }
