@@ -193,3 +193,33 @@ func TestStoreVerdicts(t *testing.T) {
 		t.Fatal("readiness must fail while shutting down")
 	}
 }
+
+// TestChangedBroadcastsEachPublication: a channel taken before a
+// publication is closed by it; one taken after is not, until the next.
+func TestChangedBroadcastsEachPublication(t *testing.T) {
+	s := NewStore([]Spec{{Name: "a", Policy: Policy{FailureThreshold: 1}}}, t0)
+	before := s.Changed()
+	select {
+	case <-before:
+		t.Fatal("closed before any publication")
+	default:
+	}
+	s.Record("a", probe.Result{Outcome: probe.OutcomeSuccess}, t0)
+	after := s.Changed()
+	select {
+	case <-before:
+	default:
+		t.Fatal("a publication did not close the channel taken before it")
+	}
+	select {
+	case <-after:
+		t.Fatal("the next channel is already closed")
+	default:
+	}
+	s.SetShuttingDown()
+	select {
+	case <-after:
+	default:
+		t.Fatal("shutting down did not publish")
+	}
+}
