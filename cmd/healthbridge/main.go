@@ -48,6 +48,7 @@ Usage:
   healthbridge probe KIND …                probe once: exit 0 healthy, 1 unhealthy (a HEALTHCHECK command);
                                            KIND is one of: PROBE_WORDS
   healthbridge check --config FILE [--role R]  run every check of FILE once
+  healthbridge run [--config FILE] -- CMD …  run CMD as init (tini-like), with the checks when configured
   healthbridge version                     print the version
   healthbridge -cmd "ls /tmp/x" [-url /healthz] [-period 2s] [-latency 30s] [-port 8080] [-quiet] [-output]
                                            exechealthz drop-in mode
@@ -81,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return serve(args[1:], stdout, stderr)
 		case "validate":
 			return validate(args[1:], stdout, stderr)
+		case "run":
+			return runChild(args[1:], stdout, stderr)
 		case "probe":
 			oneshot.UserAgent = "github.com/healthbridge/healthbridge/" + app.Version
 			return oneshot.Probe(args[1:], stdout, stderr)

@@ -78,6 +78,13 @@ type Config struct {
 	GRPCServices map[string]string `json:"grpcServices,omitempty"`
 	// GRPCTLS, when set, serves gRPC over TLS (with clientCAFile: mTLS).
 	GRPCTLS *ServerTLS `json:"grpcTLS,omitempty"`
+	// Command is the child `healthbridge run` starts when no command
+	// follows "--" on its command line (argv, no shell).
+	Command []string `json:"command,omitempty"`
+	// TerminationGracePeriodSeconds is how long `healthbridge run` waits,
+	// after sending its child SIGTERM, before it kills the child's process
+	// group (Kubernetes' name for the same wait). Default 30.
+	TerminationGracePeriodSeconds *int32 `json:"terminationGracePeriodSeconds,omitempty"`
 	// Agent, when set, serves HAProxy's agent-check protocol.
 	Agent *AgentConfig `json:"agent,omitempty"`
 	// Checks are the probes to run. At least one.
@@ -318,6 +325,18 @@ func (c *Config) HasPush(r Rules) bool {
 
 // ShutdownDelay is shutdownDelaySeconds as a duration.
 func (c *Config) ShutdownDelay() time.Duration { return seconds(c.ShutdownDelaySeconds) }
+
+// DefaultTerminationGracePeriodSeconds is terminationGracePeriodSeconds'
+// default, the Kubernetes default.
+const DefaultTerminationGracePeriodSeconds = 30
+
+// TerminationGracePeriod is terminationGracePeriodSeconds as a duration.
+func (c *Config) TerminationGracePeriod() time.Duration {
+	if c.TerminationGracePeriodSeconds == nil {
+		return seconds(DefaultTerminationGracePeriodSeconds)
+	}
+	return seconds(*c.TerminationGracePeriodSeconds)
+}
 
 // DrainDelay is drainDelaySeconds as a duration.
 func (c *Config) DrainDelay() time.Duration { return seconds(c.DrainDelaySeconds) }

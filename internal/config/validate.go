@@ -74,6 +74,12 @@ func (c *Config) Validate(r Rules) error {
 	if c.ShutdownDelaySeconds < 0 {
 		add("shutdownDelaySeconds", "must be >= 0")
 	}
+	if g := c.TerminationGracePeriodSeconds; g != nil && *g < 0 {
+		add("terminationGracePeriodSeconds", "must be >= 0, got %d", *g)
+	}
+	if len(c.Command) > 0 && c.Command[0] == "" {
+		add("command[0]", "must not be empty")
+	}
 	if c.DrainDelaySeconds < 0 {
 		add("drainDelaySeconds", "must be >= 0")
 	} else if c.DrainDelaySeconds > max(c.ShutdownDelaySeconds, 0) {

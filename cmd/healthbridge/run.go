@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/healthbridge/healthbridge/internal/app"
+	"github.com/healthbridge/healthbridge/internal/probe/kinds"
+	"github.com/healthbridge/healthbridge/internal/proc"
+	"github.com/healthbridge/healthbridge/internal/supervise"
+)
+
+const runUsage = `Usage: healthbridge run [--config FILE] [--signal-group] [flags] -- CMD [ARG]...
+
+Runs CMD as healthbridge's child, as a container's init (tini, dumb-init):
+same stdin, stdout, stderr, environment and directory; SIGTERM, SIGINT,
+SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH forwarded (to its whole
+process group with --signal-group); orphans reaped; healthbridge exits with
+the child's exit code, or 128+N when signal N killed it.
+
+With --config, the checks run and are served as usual, and SIGTERM stops in
+order: readiness fails, the server answers for shutdownDelaySeconds, then
+the child gets SIGTERM and, after terminationGracePeriodSeconds (default
+30), its process group SIGKILL. The config's command: is the child when no
+CMD follows "--".
+
+Flags:
+`
+
+// runChild is `healthbridge run`: healthbridge as init, with or without
+// checks. Exit codes: the child's, or 2 for a usage error (nothing
+// started), or 1 when the child could not be started.
+func runChild(args []string, stdout, stderr io.Writer) int {
+	var argv []string
+	if i := slices.Index(args, "--"); i >= 0 {
+		args, argv = args[:i], args[i+1:]
+	}
+	var g globalFlags
+	fs := newFlagSet("healthbridge run")
+	g.register(fs)
+	group := fs.Bool("signal-group", false, "forward signals to the child's whole process group (dumb-init's default); the child then leads its own group")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			fmt.Fprint(stdout, runUsage)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "healthbridge run: %v (see run --help)\n", err)
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "healthbridge run: unexpected argument %q: the command goes after \"--\"\n", fs.Arg(0))
+		return exitUsage
+	}
+	log, err := newLogger(g.logFormat, g.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "healthbridge run:", err)
+		return exitUsage
+	}
+	// An init reaps: as PID 1, or as a child subreaper otherwise.
+	if _, err := proc.ShouldReap(true); err != nil {
+		fmt.Fprintln(stderr, "healthbridge run: cannot become a child subreaper:", err)
+		return exitUsage
+	}
+	if g.config != "" {
+		cfg, err := kinds.Load(g.config)
+		if err != nil {
+			printErrors(stderr, g.config, err)
+			return exitUsage
+		}
+		if len(argv) == 0 {
+			argv = cfg.Command
+		}
+		if g.listen != "" {
+			cfg.Listen = g.listen
+		}
+		if len(argv) == 0 {
+			fmt.Fprintln(stderr, "healthbridge run: no command: give it after \"--\" or as command: in the config")
+			return exitUsage
+		}
+		sc, err := app.Build(cfg, app.Options{Logger: log, Reap: true, Kubeconfig: g.kubecfg})
+		if err != nil {
+			printErrors(stderr, "start-up", err)
+			return exitUsage
+		}
+		return superviseWithChecks(sc, cfg.TerminationGracePeriod(), argv, *group, stderr, log)
+	}
+	if len(argv) == 0 {
+		fmt.Fprint(stderr, "healthbridge run: no command\n"+runUsage)
+		return exitUsage
+	}
+	return supervisePlain(argv, *group, stderr, log)
+}
+
+// supervisePlain is init without checks: forward signals, reap, exit as
+// the child did.
+func supervisePlain(argv []string, group bool, stderr io.Writer, log *slog.Logger) int {
+	sig := make(chan os.Signal, 16)
+	signal.Notify(sig, supervise.Forwarded...)
+	defer signal.Stop(sig)
+	child, err := supervise.Start(argv, group)
+	if err != nil {
+		fmt.Fprintln(stderr, "healthbridge run:", err)
+		return exitError
+	}
+	ctx, stopReap := context.WithCancel(context.Background())
+	defer stopReap()
+	go proc.Reap(ctx, log)
+	for {
+		select {
+		case s := <-sig:
+			_ = child.Signal(s.(syscall.Signal))
+		case <-child.Done():
+			return child.Code()
+		}
+	}
+}
+
+// superviseWithChecks is init with checks. SIGTERM or SIGINT: the sidecar
+// shuts down in order (readiness fails, the shutdown delay), then the
+// child is stopped (SIGTERM, SIGKILL to its group after grace); a second
+// one cuts the delay short. Other signals are forwarded. A child that
+// exits by itself ends healthbridge too (restartPolicy Never, as tini),
+// with the child's exit code.
+func superviseWithChecks(sc *app.Sidecar, grace time.Duration, argv []string, group bool, stderr io.Writer, log *slog.Logger) int {
+	sig := make(chan os.Signal, 16)
+	signal.Notify(sig, supervise.Forwarded...)
+	defer signal.Stop(sig)
+	child, err := supervise.Start(argv, group)
+	if err != nil {
+		_ = sc.Close()
+		fmt.Fprintln(stderr, "healthbridge run:", err)
+		return exitError
+	}
+	log.Info("child started", "pid", child.Pid(), "command", strings.Join(argv, " "))
+	ctx, terminate := context.WithCancel(context.Background())
+	defer terminate()
+	hurry := make(chan struct{})
+	var hurryOnce sync.Once
+	runDone := make(chan error, 1)
+	go func() { runDone <- sc.Run(ctx, hurry) }()
+	for {
+		select {
+		case s := <-sig:
+			switch s {
+			case syscall.SIGTERM, syscall.SIGINT:
+				if ctx.Err() == nil {
+					log.Info("stopping: readiness fails, then the child is stopped", "signal", s.String())
+					terminate()
+				} else {
+					hurryOnce.Do(func() { close(hurry) })
+				}
+			default:
+				_ = child.Signal(s.(syscall.Signal))
+			}
+		case err := <-runDone:
+			// The sidecar is done: after the signal and the shutdown delay,
+			// or because a server failed.
+			if err != nil {
+				log.Error("sidecar stopped", "error", err)
+			}
+			code := child.Stop(grace)
+			log.Info("child exited", "code", code)
+			return code
+		case <-child.Done():
+			log.Info("child exited by itself", "code", child.Code())
+			terminate()
+			hurryOnce.Do(func() { close(hurry) })
+			if err := <-runDone; err != nil {
+				log.Error("sidecar stopped", "error", err)
+			}
+			return child.Code()
+		}
+	}
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/healthbridge/healthbridge/internal/proc"
+	"github.com/healthbridge/healthbridge/internal/testutil"
+)
+
+// runInit starts `healthbridge run ARGS` as a plain process and returns it
+// with its stdout and stderr collectors.
+func runInit(t *testing.T, args ...string) (*exec.Cmd, *strings.Builder, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(bin(t), append([]string{"run"}, args...)...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	return cmd, &out, &errb
+}
+
+// waitExit waits (bounded) for cmd and returns its exit code.
+func waitExit(t *testing.T, cmd *exec.Cmd, limit time.Duration) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+		return cmd.ProcessState.ExitCode()
+	case <-time.After(limit):
+		t.Fatalf("healthbridge run did not exit within %v", limit)
+		return -1
+	}
+}
+
+// waitFile waits (bounded) until path exists.
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never appeared", path)
+		}
+	}
+}
+
+// TestRunExitCodesAndStdio: the child's own stdio; its exit code, or
+// 128+N when signal N killed it.
+func TestRunExitCodesAndStdio(t *testing.T) {
+	cmd, out, errb := runInit(t, "--", "sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 7")
+	if code := waitExit(t, cmd, 15*time.Second); code != 7 {
+		t.Fatalf("exit %d, want 7 (%s)", code, errb)
+	}
+	if out.String() != "to-stdout\n" || !strings.Contains(errb.String(), "to-stderr") {
+		t.Fatalf("stdout %q, stderr %q", out, errb)
+	}
+	cmd, _, _ = runInit(t, "--", "sh", "-c", "kill -9 $$")
+	if code := waitExit(t, cmd, 15*time.Second); code != 128+9 {
+		t.Fatalf("killed by SIGKILL: exit %d, want 137", code)
+	}
+	if code, _, stderr := runBinary(t, "run"); code != 2 || !strings.Contains(stderr, "no command") {
+		t.Fatalf("no command: exit %d %q", code, stderr)
+	}
+}
+
+// TestRunForwardsSignals: SIGUSR1 and SIGTERM reach the child; with
+// --signal-group, its whole process group.
+func TestRunForwardsSignals(t *testing.T) {
+	dir := t.TempDir()
+	ready, got := filepath.Join(dir, "ready"), filepath.Join(dir, "got")
+	script := `trap 'echo usr1 >> ` + got + `' USR1; trap 'echo term >> ` + got + `; exit 5' TERM; touch ` + ready + `; while :; do sleep 0.05; done`
+	cmd, _, errb := runInit(t, "--", "sh", "-c", script)
+	waitFile(t, ready)
+	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, _ := os.ReadFile(got); strings.Contains(string(b), "usr1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("SIGUSR1 never reached the child")
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, cmd, 15*time.Second); code != 5 {
+		t.Fatalf("exit %d, want the child's 5 (%s)", code, errb)
+	}
+
+	// --signal-group: a grandchild in the child's group gets SIGTERM too.
+	pidFile := filepath.Join(dir, "grandchild")
+	cmd, _, _ = runInit(t, "--signal-group", "--", "sh", "-c", "sleep 300 & echo $! > "+pidFile+"; wait")
+	waitFile(t, pidFile)
+	time.Sleep(50 * time.Millisecond) // the pid is written in full
+	b, _ := os.ReadFile(pidFile)
+	grandchild, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, cmd, 15*time.Second)
+	for deadline := time.Now().Add(10 * time.Second); proc.Running(grandchild); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(grandchild, syscall.SIGKILL)
+			t.Fatal("the grandchild in the child's group did not get SIGTERM")
+		}
+	}
+}
+
+// TestRunWithChecksStopsInOrder: on SIGTERM readiness fails first, the
+// server answers through shutdownDelaySeconds, only then does the child
+// get SIGTERM, and healthbridge exits with the child's code. A child that
+// ignores SIGTERM is killed after terminationGracePeriodSeconds.
+func TestRunWithChecksStopsInOrder(t *testing.T) {
+	dir := t.TempDir()
+	ready, termAt := filepath.Join(dir, "ready"), filepath.Join(dir, "term-at")
+	cfg := writeConfig(t, `listen: 127.0.0.1:0
+shutdownDelaySeconds: 2
+terminationGracePeriodSeconds: 1
+checks:
+  - name: child
+    exec: {command: [test, -e, `+ready+`]}
+    periodSeconds: 1
+`)
+	script := `trap 'date +%s%N > ` + termAt + `; exit 3' TERM; touch ` + ready + `; while :; do sleep 0.05; done`
+	p := testutil.Start(t, bin(t), "run", "--config", cfg, "--", "sh", "-c", script)
+	p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 200 })
+	sent := time.Now()
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 503 })
+	failedAt := time.Now()
+	if _, err := os.Stat(termAt); err == nil {
+		t.Fatal("the child got SIGTERM before readiness failed")
+	}
+	select {
+	case <-p.Done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("did not exit")
+	}
+	if code := p.Cmd.ProcessState.ExitCode(); code != 3 {
+		t.Fatalf("exit %d, want the child's 3:\n%s", code, p.Logs())
+	}
+	b, err := os.ReadFile(termAt)
+	if err != nil {
+		t.Fatalf("the child never got SIGTERM: %v", err)
+	}
+	ns, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	childTerm := time.Unix(0, ns)
+	if childTerm.Before(failedAt.Add(-time.Second)) || childTerm.Sub(sent) < 2*time.Second {
+		t.Fatalf("child got SIGTERM %v after the signal (readiness failed after %v), want after the 2s shutdown delay",
+			childTerm.Sub(sent), failedAt.Sub(sent))
+	}
+	testutil.Report(t, "healthbridge run: SIGTERM -> /readyz 503 after %v, child SIGTERM after %v (shutdownDelaySeconds 2)",
+		failedAt.Sub(sent).Round(time.Millisecond), childTerm.Sub(sent).Round(time.Millisecond))
+
+	// A child that ignores SIGTERM: its group is killed after the grace.
+	os.Remove(ready)
+	cfg2 := writeConfig(t, "listen: 127.0.0.1:0\nterminationGracePeriodSeconds: 1\nchecks: [{name: a, exec: {command: [\"true\"]}}]\n")
+	p2 := testutil.Start(t, bin(t), "run", "--config", cfg2, "--", "sh", "-c", "trap '' TERM; touch "+ready+"; while :; do sleep 0.05; done")
+	waitFile(t, ready)
+	if err := p2.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p2.Done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a child that ignores SIGTERM kept healthbridge running")
+	}
+	if code := p2.Cmd.ProcessState.ExitCode(); code != 128+9 {
+		t.Fatalf("exit %d, want 137 (SIGKILL after the grace)", code)
+	}
+}
+
+// TestRunChildExitsByItself: healthbridge ends with the child (restart
+// policy Never, as tini), with its exit code, without a shutdown delay.
+func TestRunChildExitsByItself(t *testing.T) {
+	cfg := writeConfig(t, "listen: 127.0.0.1:0\nshutdownDelaySeconds: 30\ncommand: [sh, -c, \"sleep 1; exit 4\"]\nchecks: [{name: a, exec: {command: [\"true\"]}}]\n")
+	p := testutil.Start(t, bin(t), "run", "--config", cfg)
+	select {
+	case <-p.Done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("healthbridge outlived its child")
+	}
+	if code := p.Cmd.ProcessState.ExitCode(); code != 4 {
+		t.Fatalf("exit %d, want the child's 4:\n%s", code, p.Logs())
+	}
+}
