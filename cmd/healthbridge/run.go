@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"slices"
 	"strings"
@@ -89,6 +91,10 @@ func runChild(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "healthbridge run: no command: give it after \"--\" or as command: in the config")
 			return exitUsage
 		}
+		if err := startable(argv); err != nil {
+			fmt.Fprintln(stderr, "healthbridge run:", err)
+			return exitUsage
+		}
 		sc, err := app.Build(cfg, app.Options{Logger: log, Reap: true, Kubeconfig: g.kubecfg})
 		if err != nil {
 			printErrors(stderr, "start-up", err)
@@ -98,6 +104,10 @@ func runChild(args []string, stdout, stderr io.Writer) int {
 	}
 	if len(argv) == 0 {
 		fmt.Fprint(stderr, "healthbridge run: no command\n"+runUsage)
+		return exitUsage
+	}
+	if err := startable(argv); err != nil {
+		fmt.Fprintln(stderr, "healthbridge run:", err)
 		return exitUsage
 	}
 	return supervisePlain(argv, *group, stderr, log)
@@ -183,4 +193,13 @@ func superviseWithChecks(sc *app.Sidecar, grace time.Duration, argv []string, gr
 			return child.Code()
 		}
 	}
+}
+
+// startable checks, before anything starts, that the command can be
+// started: argv[0] found on $PATH (or as a path) and executable.
+func startable(argv []string) error {
+	if _, err := exec.LookPath(argv[0]); err != nil {
+		return fmt.Errorf("command %q: %v", argv[0], errors.Unwrap(err))
+	}
+	return nil
 }

@@ -202,3 +202,77 @@ func TestRunChildExitsByItself(t *testing.T) {
 		t.Fatalf("exit %d, want the child's 4:\n%s", code, p.Logs())
 	}
 }
+
+// TestRunSignalTable: each signal tini and dumb-init forward reaches the
+// child, which records what it gets.
+func TestRunSignalTable(t *testing.T) {
+	dir := t.TempDir()
+	ready, got := filepath.Join(dir, "ready"), filepath.Join(dir, "got")
+	names := []string{"HUP", "INT", "QUIT", "USR1", "USR2", "WINCH", "TERM"}
+	var traps strings.Builder
+	for _, n := range names {
+		exit := ""
+		if n == "TERM" {
+			exit = "; exit 0"
+		}
+		traps.WriteString("trap 'echo " + n + " >> " + got + exit + "' " + n + "; ")
+	}
+	cmd, _, errb := runInit(t, "--", "sh", "-c", traps.String()+"touch "+ready+"; while :; do sleep 0.05; done")
+	waitFile(t, ready)
+	sigs := map[string]syscall.Signal{"HUP": syscall.SIGHUP, "INT": syscall.SIGINT, "QUIT": syscall.SIGQUIT,
+		"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "WINCH": syscall.SIGWINCH, "TERM": syscall.SIGTERM}
+	for i, n := range names {
+		if err := cmd.Process.Signal(sigs[n]); err != nil {
+			t.Fatal(err)
+		}
+		// One at a time: signals of one kind coalesce.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			b, _ := os.ReadFile(got)
+			if strings.Count(string(b), "\n") > i {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("SIG%s never reached the child (got %q)", n, b)
+			}
+		}
+	}
+	if code := waitExit(t, cmd, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d (%s)", code, errb)
+	}
+	if b, _ := os.ReadFile(got); string(b) != strings.Join(names, "\n")+"\n" {
+		t.Fatalf("the child recorded %q", b)
+	}
+}
+
+// TestRunAsPID1ReapsDoubleForks: as PID 1 of a new pid namespace with its
+// own /proc, a child that double-forks leaves no zombie, and its own exit
+// status is kept.
+func TestRunAsPID1ReapsDoubleForks(t *testing.T) {
+	unshare, err := exec.LookPath("unshare")
+	if err != nil || os.Getuid() != 0 {
+		t.Skip("SKIP: needs root and unshare (util-linux) for a pid namespace")
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "zombies")
+	// Ten double forks (each grandchild orphaned at once, exiting soon),
+	// then count the zombies in this namespace's /proc before exiting 3.
+	script := `for i in 1 2 3 4 5 6 7 8 9 10; do (sleep 0.2 &) ; done; sleep 2; ` +
+		`grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l > ` + out + `; exit 3`
+	cmd := exec.Command(unshare, "--pid", "--fork", "--mount-proc", "--kill-child", bin(t), "run", "--", "sh", "-c", script)
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	if code := waitExit(t, cmd, 30*time.Second); code != 3 {
+		t.Fatalf("exit %d, want the child's 3 (%s)", code, errb.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.TrimSpace(string(b)); n != "0" {
+		t.Fatalf("%s zombies left in the namespace", n)
+	}
+}
