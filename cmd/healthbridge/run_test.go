@@ -276,3 +276,103 @@ func TestRunAsPID1ReapsDoubleForks(t *testing.T) {
 		t.Fatalf("%s zombies left in the namespace", n)
 	}
 }
+
+// countLines is the number of lines in path (0 when it does not exist).
+func countLines(path string) int {
+	b, _ := os.ReadFile(path)
+	return strings.Count(string(b), "\n")
+}
+
+// waitLines waits (bounded) until path has n lines.
+func waitLines(t *testing.T, path string, n int, limit time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); countLines(path) < n; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d lines after %v, want %d", path, countLines(path), limit, n)
+		}
+	}
+}
+
+// TestRunRestartPolicies: restartPolicy Always restarts a child that
+// exits, after the CrashLoopBackOff's first 10 s, and says so in JSON and
+// metrics; OnFailure does not restart a child that exits 0.
+func TestRunRestartPolicies(t *testing.T) {
+	starts := filepath.Join(t.TempDir(), "starts")
+	cfg := writeConfig(t, "listen: 127.0.0.1:0\nrestartPolicy: Always\nchecks: [{name: a, exec: {command: [\"true\"]}, periodSeconds: 1}]\n")
+	p := testutil.Start(t, bin(t), "run", "--config", cfg, "--", "sh", "-c", "echo start >> "+starts+"; sleep 0.3; exit 3")
+	waitLines(t, starts, 1, 15*time.Second)
+	exited := time.Now()
+	waitLines(t, starts, 2, 30*time.Second)
+	took := time.Since(exited)
+	if took < 10*time.Second {
+		t.Fatalf("restarted %v after the exit, before the 10 s backoff", took)
+	}
+	testutil.Report(t, "healthbridge run: restartPolicy Always restarted the exited child after %v (CrashLoopBackOff 10 s)", took.Round(time.Millisecond))
+	_, body := p.Get(t, "/healthz?format=json")
+	if !strings.Contains(body, `"exit": 1`) || !strings.Contains(body, `"lastExitCode": 3`) || !strings.Contains(body, `"backoffSeconds": 20`) {
+		t.Fatalf("JSON child: %s", body)
+	}
+	_, metrics := p.Get(t, "/metrics")
+	if !strings.Contains(metrics, `healthbridge_child_restarts_total{reason="exit"} 1`) {
+		t.Fatalf("metrics: %s", metrics)
+	}
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("did not stop")
+	}
+
+	cfg = writeConfig(t, "listen: 127.0.0.1:0\nrestartPolicy: OnFailure\nchecks: [{name: a, exec: {command: [\"true\"]}}]\n")
+	p = testutil.Start(t, bin(t), "run", "--config", cfg, "--", "true")
+	select {
+	case <-p.Done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("OnFailure restarted (or waited on) a child that exited 0")
+	}
+	if code := p.Cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// TestRunOnLivenessFailure: restart stops the child and starts it again
+// (checks back to starting meanwhile, readiness failing), exit ends
+// healthbridge with 75.
+func TestRunOnLivenessFailure(t *testing.T) {
+	dir := t.TempDir()
+	live, starts := filepath.Join(dir, "live"), filepath.Join(dir, "starts")
+	check := "checks:\n  - {name: alive, exec: {command: [test, -e, " + live + "]}, periodSeconds: 1, failureThreshold: 1}\n"
+	script := "touch " + live + "; echo start >> " + starts + "; while :; do sleep 0.05; done"
+
+	cfg := writeConfig(t, "listen: 127.0.0.1:0\nonLivenessFailure: restart\nterminationGracePeriodSeconds: 2\n"+check)
+	p := testutil.Start(t, bin(t), "run", "--config", cfg, "--", "sh", "-c", script)
+	p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 200 })
+	if err := os.Remove(live); err != nil {
+		t.Fatal(err)
+	}
+	// The checks are back to starting while the child is down.
+	p.WaitFor(t, "/readyz?verbose", func(code int, body string) bool { return code == 503 && strings.Contains(body, "restarts 0") })
+	waitLines(t, starts, 2, 30*time.Second)
+	p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 200 })
+	if _, body := p.Get(t, "/healthz?format=json"); !strings.Contains(body, `"liveness": 1`) {
+		t.Fatalf("JSON child: %s", body)
+	}
+
+	os.Remove(live)
+	cfg = writeConfig(t, "listen: 127.0.0.1:0\nonLivenessFailure: exit\nterminationGracePeriodSeconds: 2\n"+check)
+	p = testutil.Start(t, bin(t), "run", "--config", cfg, "--", "sh", "-c", script)
+	p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 200 })
+	if err := os.Remove(live); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("did not exit on liveness failure")
+	}
+	if code := p.Cmd.ProcessState.ExitCode(); code != 75 {
+		t.Fatalf("exit %d, want 75:\n%s", code, p.Logs())
+	}
+}

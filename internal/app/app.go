@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -100,10 +101,15 @@ type Sidecar struct {
 	cfg   *config.Config
 	log   *slog.Logger
 	store *state.Store
-	sched *scheduler.Scheduler
-	srv   *http.Server
-	ln    net.Listener
-	reap  bool
+	// mu guards sched and bg: `healthbridge run` replaces the scheduler
+	// when it restarts its child (PauseChecks, ResumeChecks).
+	mu     sync.Mutex
+	sched  *scheduler.Scheduler
+	bg     context.Context // Run's background context, for a new scheduler
+	checks []scheduler.Check
+	srv    *http.Server
+	ln     net.Listener
+	reap   bool
 
 	adminSrv *http.Server // nil without push checks
 	adminLn  net.Listener
@@ -124,13 +130,15 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// The sidecar exists from the start: push kinds' "run now" callbacks
+	// reach its current scheduler through it.
+	sc := &Sidecar{}
 	var (
 		errs    []error
 		probers []probe.Prober
 		specs   []state.Spec
 		closers []io.Closer
 		admin   *http.ServeMux // nil without push kinds
-		sched   *scheduler.Scheduler
 	)
 	// Push kinds are set up once for all their checks: each gives the
 	// handler mounted on adminListen and the constructor its checks use.
@@ -148,7 +156,7 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		if len(of) == 0 {
 			continue
 		}
-		pk := k.Push(of, func(name string) { sched.RunNow(name) })
+		pk := k.Push(of, func(name string) { sc.runNow(name) })
 		if admin == nil {
 			admin = http.NewServeMux()
 		}
@@ -204,17 +212,9 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 	if opts.Wrap != nil {
 		handler = opts.Wrap(handler, store)
 	}
-	sched = scheduler.New(checks, log)
-	sc := &Sidecar{
-		closers: closers,
-		cfg:     cfg,
-		log:     log,
-		store:   store,
-		sched:   sched,
-		ln:      ln,
-		reap:    opts.Reap,
-		srv:     server.NewHTTPServer(handler, log),
-	}
+	sc.closers, sc.cfg, sc.log, sc.store, sc.checks = closers, cfg, log, store, checks
+	sc.sched, sc.ln, sc.reap = scheduler.New(checks, log), ln, opts.Reap
+	sc.srv = server.NewHTTPServer(handler, log)
 	if admin != nil {
 		aln, err := net.Listen("tcp", cfg.AdminListen)
 		if err != nil {
@@ -268,7 +268,10 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 	if s.reap {
 		go proc.Reap(bg, s.log)
 	}
+	s.mu.Lock()
+	s.bg = bg
 	s.sched.Start(bg)
+	s.mu.Unlock()
 	// One slot per server that may send (public, admin, agent, gRPC), so
 	// none blocks after Run has stopped reading.
 	serveErr := make(chan error, 4)
@@ -289,7 +292,7 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 
 	select {
 	case err := <-serveErr:
-		s.sched.Stop()
+		s.stopChecks()
 		closeAll(s.closers)
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
@@ -332,7 +335,7 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 			s.grpcSrv.Stop()
 		}
 	}
-	s.sched.Stop()
+	s.stopChecks()
 	closeAll(s.closers)
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: %w", err)
@@ -340,6 +343,54 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 	s.log.Info("stopped")
 	return nil
 }
+
+// runNow asks the current scheduler to run the named check at once.
+func (s *Sidecar) runNow(name string) {
+	s.mu.Lock()
+	sched := s.sched
+	s.mu.Unlock()
+	if sched != nil {
+		sched.RunNow(name)
+	}
+}
+
+// stopChecks stops the current scheduler and waits for it.
+func (s *Sidecar) stopChecks() {
+	s.mu.Lock()
+	sched := s.sched
+	s.mu.Unlock()
+	sched.Stop()
+}
+
+// PauseChecks stops probing and puts every check back to starting at now,
+// as when the kubelet restarts a container: readiness fails (starting
+// fails it), liveness passes, until ResumeChecks. `healthbridge run` calls
+// it when it restarts its child. Safe while Run runs.
+func (s *Sidecar) PauseChecks(now time.Time) {
+	s.stopChecks()
+	s.store.Reset(now)
+}
+
+// ResumeChecks probes again with a fresh schedule counted from now
+// (initialDelaySeconds, the start period, the startup gate), as for a
+// container the kubelet just started. Call it after PauseChecks, while Run
+// runs.
+func (s *Sidecar) ResumeChecks() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bg == nil || s.bg.Err() != nil {
+		return // Run has not started, or is stopping
+	}
+	s.sched = scheduler.New(s.checks, s.log)
+	s.sched.Start(s.bg)
+}
+
+// Store is the sidecar's state store (`healthbridge run` publishes its
+// child's state there).
+func (s *Sidecar) Store() *state.Store { return s.store }
+
+// ShutdownDelay is how long Run keeps serving after its context ends.
+func (s *Sidecar) ShutdownDelay() time.Duration { return s.cfg.ShutdownDelay() }
 
 // wait waits d (nothing when d <= 0), or until hurry is closed (then it
 // reports true), or until a server fails (then it stops the checks and
@@ -356,7 +407,7 @@ func (s *Sidecar) wait(d time.Duration, hurry <-chan struct{}, serveErr <-chan e
 	case <-hurry:
 		return true, nil
 	case err := <-serveErr:
-		s.sched.Stop()
+		s.stopChecks()
 		closeAll(s.closers)
 		return false, fmt.Errorf("serve: %w", err)
 	}

@@ -81,6 +81,17 @@ type Config struct {
 	// Command is the child `healthbridge run` starts when no command
 	// follows "--" on its command line (argv, no shell).
 	Command []string `json:"command,omitempty"`
+	// RestartPolicy is what `healthbridge run` does when its child exits
+	// by itself, in Kubernetes' words: Never (default: healthbridge exits
+	// with the child's code, as tini), OnFailure (restart it after a
+	// non-zero exit) or Always (restart it).
+	RestartPolicy string `json:"restartPolicy,omitempty"`
+	// OnLivenessFailure is what `healthbridge run` does when the liveness
+	// verdict fails (after thresholds; startup checks gate it): none
+	// (default: report only, as Docker), restart (stop and start the
+	// child again) or exit (stop the child and exit with
+	// ExitLivenessFailed, so the orchestrator restarts the container).
+	OnLivenessFailure string `json:"onLivenessFailure,omitempty"`
 	// TerminationGracePeriodSeconds is how long `healthbridge run` waits,
 	// after sending its child SIGTERM, before it kills the child's process
 	// group (Kubernetes' name for the same wait). Default 30.
@@ -326,6 +337,23 @@ func (c *Config) HasPush(r Rules) bool {
 // ShutdownDelay is shutdownDelaySeconds as a duration.
 func (c *Config) ShutdownDelay() time.Duration { return seconds(c.ShutdownDelaySeconds) }
 
+// Restart policies (restartPolicy) and liveness actions
+// (onLivenessFailure).
+const (
+	RestartNever     = "Never"
+	RestartOnFailure = "OnFailure"
+	RestartAlways    = "Always"
+	LivenessNone     = "none"
+	LivenessRestart  = "restart"
+	LivenessExit     = "exit"
+)
+
+// ExitLivenessFailed is `healthbridge run`'s exit code after
+// onLivenessFailure: exit stopped the child: 75, EX_TEMPFAIL ("try again"),
+// which --restart=on-failure, Compose's restart: and systemd's Restart=
+// all restart.
+const ExitLivenessFailed = 75
+
 // DefaultTerminationGracePeriodSeconds is terminationGracePeriodSeconds'
 // default, the Kubernetes default.
 const DefaultTerminationGracePeriodSeconds = 30
@@ -355,6 +383,12 @@ func (c *Config) SetDefaults(r Rules) {
 	}
 	if c.AdminListen == "" {
 		c.AdminListen = DefaultAdminListen
+	}
+	if c.RestartPolicy == "" {
+		c.RestartPolicy = RestartNever
+	}
+	if c.OnLivenessFailure == "" {
+		c.OnLivenessFailure = LivenessNone
 	}
 	if c.Agent != nil && c.Agent.Role == RoleUnknown {
 		c.Agent.Role = RoleReadiness

@@ -77,6 +77,12 @@ func (c *Config) Validate(r Rules) error {
 	if g := c.TerminationGracePeriodSeconds; g != nil && *g < 0 {
 		add("terminationGracePeriodSeconds", "must be >= 0, got %d", *g)
 	}
+	if !slices.Contains([]string{RestartNever, RestartOnFailure, RestartAlways}, c.RestartPolicy) {
+		add("restartPolicy", "must be Never, OnFailure or Always, got %q", c.RestartPolicy)
+	}
+	if !slices.Contains([]string{LivenessNone, LivenessRestart, LivenessExit}, c.OnLivenessFailure) {
+		add("onLivenessFailure", "must be none, restart or exit, got %q", c.OnLivenessFailure)
+	}
 	if len(c.Command) > 0 && c.Command[0] == "" {
 		add("command[0]", "must not be empty")
 	}

@@ -17,6 +17,32 @@ type healthJSON struct {
 	Description string                     `json:"description,omitempty"`
 	Notes       []string                   `json:"notes,omitempty"`
 	Checks      map[string][]checkJSONItem `json:"checks"`
+	// Child is `healthbridge run`'s child (an extension).
+	Child *childJSON `json:"child,omitempty"`
+}
+
+type childJSON struct {
+	Pid            int               `json:"pid"`
+	Up             bool              `json:"up"`
+	Started        time.Time         `json:"started"`
+	Restarts       map[string]uint64 `json:"restarts"`
+	LastExitCode   *int              `json:"lastExitCode,omitempty"`
+	BackoffSeconds float64           `json:"backoffSeconds"`
+}
+
+func childDoc(c *state.ChildState) *childJSON {
+	if c == nil {
+		return nil
+	}
+	d := &childJSON{Pid: c.Pid, Up: c.Pid != 0, Started: c.Started.UTC(), Restarts: c.Restarts, BackoffSeconds: c.Backoff.Seconds()}
+	if d.Restarts == nil {
+		d.Restarts = map[string]uint64{}
+	}
+	if c.LastExitCode >= 0 {
+		ec := c.LastExitCode
+		d.LastExitCode = &ec
+	}
+	return d
 }
 
 type checkJSONItem struct {
@@ -55,8 +81,8 @@ func entryStatus(e state.Entry) string {
 	return "pass"
 }
 
-func (h *Handler) writeJSON(w http.ResponseWriter, code int, sc state.Scope, v state.Verdict) {
-	doc := healthJSON{Status: "pass", Description: sc.String(), Checks: map[string][]checkJSONItem{}}
+func (h *Handler) writeJSON(w http.ResponseWriter, code int, sc state.Scope, v state.Verdict, child *state.ChildState) {
+	doc := healthJSON{Status: "pass", Description: sc.String(), Checks: map[string][]checkJSONItem{}, Child: childDoc(child)}
 	if v.ShuttingDown {
 		doc.Notes = append(doc.Notes, "shutting down")
 	}

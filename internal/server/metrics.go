@@ -16,6 +16,8 @@ import (
 //	healthbridge_check_last_duration_seconds{check,kind} duration of the last run
 //	healthbridge_check_failing_streak{check,kind}        consecutive failures counted
 //	healthbridge_shutting_down                          1 after SIGTERM
+//	healthbridge_child_up                               1 while `run`'s child runs (run mode only)
+//	healthbridge_child_restarts_total{reason}           its restarts: exit, liveness (run mode only)
 type Collector struct {
 	store *state.Store
 }
@@ -37,11 +39,15 @@ var (
 		"Consecutive failing results counted toward failureThreshold.", []string{"check", "kind"}, nil)
 	descShutdown = prometheus.NewDesc("healthbridge_shutting_down",
 		"1 once healthbridge received SIGTERM and readiness fails.", nil, nil)
+	descChildUp = prometheus.NewDesc("healthbridge_child_up",
+		"1 while the child of healthbridge run is running.", nil, nil)
+	descChildRestarts = prometheus.NewDesc("healthbridge_child_restarts_total",
+		"Restarts of the child of healthbridge run, by reason (exit, liveness).", []string{"reason"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTotal, descStatus, descUp, descDuration, descStreak, descShutdown} {
+	for _, d := range []*prometheus.Desc{descTotal, descStatus, descUp, descDuration, descStreak, descShutdown, descChildUp, descChildRestarts} {
 		ch <- d
 	}
 }
@@ -63,6 +69,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descStreak, prometheus.GaugeValue, float64(ck.State.FailureStreak), ck.Name, ck.Kind)
 	}
 	ch <- prometheus.MustNewConstMetric(descShutdown, prometheus.GaugeValue, b2f(snap.ShuttingDown))
+	if c := snap.Child; c != nil {
+		ch <- prometheus.MustNewConstMetric(descChildUp, prometheus.GaugeValue, b2f(c.Pid != 0))
+		for _, reason := range []string{"exit", "liveness"} {
+			ch <- prometheus.MustNewConstMetric(descChildRestarts, prometheus.CounterValue, float64(c.Restarts[reason]), reason)
+		}
+	}
 }
 
 func b2f(b bool) float64 {

@@ -18,6 +18,7 @@
 package server
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -164,7 +165,7 @@ func (h *Handler) serveScope(w http.ResponseWriter, r *http.Request, snap *state
 		code = h.opts.FailureStatusCode
 	}
 	if wantsJSON(r) {
-		h.writeJSON(w, code, sc, v)
+		h.writeJSON(w, code, sc, v, snap.Child)
 		return
 	}
 	if only != "" && !v.OK && h.opts.ExposeOutput && len(v.Entries) == 1 && !v.ShuttingDown {
@@ -177,7 +178,7 @@ func (h *Handler) serveScope(w http.ResponseWriter, r *http.Request, snap *state
 		writeText(w, code, "ok")
 		return
 	}
-	writeText(w, code, h.verboseText(sc, v, only, unmatched(exclude, v)))
+	writeText(w, code, h.verboseText(sc, v, only, unmatched(exclude, v), snap.Child))
 }
 
 // unmatched returns the sorted names in exclude that match no check of v,
@@ -233,7 +234,7 @@ func single(v state.Verdict, name string) state.Verdict {
 }
 
 // verboseText renders kube-apiserver's verbose format.
-func (h *Handler) verboseText(sc state.Scope, v state.Verdict, only string, unmatched []string) string {
+func (h *Handler) verboseText(sc state.Scope, v state.Verdict, only string, unmatched []string, child *state.ChildState) string {
 	var b strings.Builder
 	for _, e := range v.Entries {
 		switch {
@@ -247,6 +248,14 @@ func (h *Handler) verboseText(sc state.Scope, v state.Verdict, only string, unma
 	}
 	if v.ShuttingDown {
 		b.WriteString("[-]shutdown failed: shutting down\n")
+	}
+	if c := child; c != nil && only == "" {
+		up := "not running"
+		if c.Pid != 0 {
+			up = "pid " + strconv.Itoa(c.Pid)
+		}
+		b.WriteString(fmt.Sprintf("child: %s, restarts %d (exit %d, liveness %d), next restart after %v\n",
+			up, c.Restarts["exit"]+c.Restarts["liveness"], c.Restarts["exit"], c.Restarts["liveness"], c.Backoff))
 	}
 	if len(unmatched) > 0 {
 		quoted := make([]string, len(unmatched))

@@ -60,6 +60,23 @@ type Check struct {
 	State CheckState
 }
 
+// ChildState is `healthbridge run`'s child, as snapshots show it.
+type ChildState struct {
+	// Pid is the running child's pid, 0 while none runs.
+	Pid int
+	// Started is when the current (or last) child started.
+	Started time.Time
+	// Restarts counts restarts by reason: "exit" (it exited and the
+	// restart policy restarts it) or "liveness" (onLivenessFailure:
+	// restart).
+	Restarts map[string]uint64
+	// LastExitCode is the last child's exit code (128+N for signal N); -1
+	// before any exited.
+	LastExitCode int
+	// Backoff is the wait the next restart would get (CrashLoopBackOff).
+	Backoff time.Duration
+}
+
 // Snapshot is an immutable view of every check, published by the Store.
 // Readers must not modify it.
 type Snapshot struct {
@@ -67,6 +84,8 @@ type Snapshot struct {
 	Checks []Check
 	// ShuttingDown is set once SIGTERM arrived: readiness fails.
 	ShuttingDown bool
+	// Child is `healthbridge run`'s child; nil in the other modes.
+	Child *ChildState
 
 	index map[string]int
 	plain [scopeCount]bool // verdict without exclusions, per scope
@@ -104,6 +123,7 @@ type Store struct {
 	specs    []Spec
 	states   []CheckState
 	shutting bool
+	child    *ChildState // immutable once set; replaced whole by SetChild
 	index    map[string]int
 
 	snap atomic.Pointer[Snapshot]
@@ -194,6 +214,28 @@ func (s *Store) Record(name string, r probe.Result, now time.Time) Transition {
 	return tr
 }
 
+// SetChild publishes the state of `healthbridge run`'s child. c must not
+// be modified afterwards.
+func (s *Store) SetChild(c *ChildState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.child = c
+	s.publish()
+}
+
+// Reset puts every check back to its initial state at now (starting, no
+// results), as after the kubelet restarts a container: `healthbridge run`
+// calls it when it restarts its child, so readiness fails until the checks
+// pass again and the start period counts from the new start.
+func (s *Store) Reset(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.states {
+		s.states[i] = Initial(now)
+	}
+	s.publish()
+}
+
 // SetShuttingDown marks the store as shutting down: from now on readiness
 // fails. It is idempotent.
 func (s *Store) SetShuttingDown() {
@@ -210,6 +252,7 @@ func (s *Store) publish() {
 	snap := &Snapshot{
 		Checks:       make([]Check, len(s.specs)),
 		ShuttingDown: s.shutting,
+		Child:        s.child,
 		index:        s.index, // never modified after NewStore
 	}
 	for i := range s.specs {

@@ -31,10 +31,11 @@ var Forwarded = []os.Signal{
 
 // Child is the supervised process.
 type Child struct {
-	cmd   *exec.Cmd
-	group bool
-	done  chan struct{}
-	code  int // valid once done is closed
+	cmd     *exec.Cmd
+	group   bool
+	started time.Time
+	done    chan struct{}
+	code    int // valid once done is closed
 }
 
 // Start starts argv as the child. With group, the child leads its own
@@ -53,7 +54,7 @@ func Start(argv []string, group bool) (*Child, error) {
 	if err := proc.Start(cmd); err != nil {
 		return nil, err
 	}
-	c := &Child{cmd: cmd, group: group, done: make(chan struct{})}
+	c := &Child{cmd: cmd, group: group, started: time.Now(), done: make(chan struct{})}
 	go func() {
 		_ = proc.Wait(cmd)
 		c.code = ExitCode(cmd.ProcessState)
@@ -70,6 +71,9 @@ func ExitCode(st *os.ProcessState) int {
 	}
 	return st.ExitCode()
 }
+
+// Started is when the child was started.
+func (c *Child) Started() time.Time { return c.started }
 
 // Pid is the child's pid.
 func (c *Child) Pid() int { return c.cmd.Process.Pid }
@@ -108,4 +112,39 @@ func (c *Child) Stop(grace time.Duration) int {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	return c.Code()
+}
+
+// The kubelet's CrashLoopBackOff: the wait before a restart starts at 10 s
+// and doubles up to 5 minutes; a child that ran 10 minutes resets it.
+const (
+	BackoffInitial = 10 * time.Second
+	BackoffMax     = 5 * time.Minute
+	BackoffReset   = 10 * time.Minute
+)
+
+// Backoff is the restart delay of one child, as the kubelet's
+// CrashLoopBackOff. The zero value is ready. It is pure: the caller passes
+// how long the child ran.
+type Backoff struct {
+	next time.Duration // the wait before the next restart; 0: BackoffInitial
+}
+
+// Next returns how long to wait before restarting a child that ran for
+// ran, and advances the backoff.
+func (b *Backoff) Next(ran time.Duration) time.Duration {
+	if ran >= BackoffReset || b.next == 0 {
+		b.next = BackoffInitial
+	}
+	d := b.next
+	b.next = min(2*b.next, BackoffMax)
+	return d
+}
+
+// Current is the wait the next restart would get (before Next is called),
+// for display.
+func (b *Backoff) Current() time.Duration {
+	if b.next == 0 {
+		return BackoffInitial
+	}
+	return b.next
 }
