@@ -300,20 +300,22 @@ func TestRunRestartPolicies(t *testing.T) {
 	starts := filepath.Join(t.TempDir(), "starts")
 	cfg := writeConfig(t, "listen: 127.0.0.1:0\nrestartPolicy: Always\nchecks: [{name: a, exec: {command: [\"true\"]}, periodSeconds: 1}]\n")
 	p := testutil.Start(t, bin(t), "run", "--config", cfg, "--", "sh", "-c", "echo start >> "+starts+"; sleep 0.3; exit 3")
-	waitLines(t, starts, 1, 15*time.Second)
-	exited := time.Now()
-	waitLines(t, starts, 2, 30*time.Second)
-	took := time.Since(exited)
+	// The first restart is at once (the kubelet's CrashLoopBackOff), the
+	// next after 10 s.
+	waitLines(t, starts, 2, 15*time.Second)
+	second := time.Now()
+	waitLines(t, starts, 3, 30*time.Second)
+	took := time.Since(second)
 	if took < 10*time.Second {
-		t.Fatalf("restarted %v after the exit, before the 10 s backoff", took)
+		t.Fatalf("second restart %v after the second start, before the 10 s backoff", took)
 	}
-	testutil.Report(t, "healthbridge run: restartPolicy Always restarted the exited child after %v (CrashLoopBackOff 10 s)", took.Round(time.Millisecond))
+	testutil.Report(t, "healthbridge run: restartPolicy Always: second restart %v after the second start (CrashLoopBackOff: at once, then 10 s)", took.Round(time.Millisecond))
 	_, body := p.Get(t, "/healthz?format=json")
-	if !strings.Contains(body, `"exit": 1`) || !strings.Contains(body, `"lastExitCode": 3`) || !strings.Contains(body, `"backoffSeconds": 20`) {
+	if !strings.Contains(body, `"exit": 2`) || !strings.Contains(body, `"lastExitCode": 3`) || !strings.Contains(body, `"backoffSeconds": 20`) {
 		t.Fatalf("JSON child: %s", body)
 	}
 	_, metrics := p.Get(t, "/metrics")
-	if !strings.Contains(metrics, `healthbridge_child_restarts_total{reason="exit"} 1`) {
+	if !strings.Contains(metrics, `healthbridge_child_restarts_total{reason="exit"} 2`) {
 		t.Fatalf("metrics: %s", metrics)
 	}
 	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -343,7 +345,7 @@ func TestRunRestartPolicies(t *testing.T) {
 func TestRunOnLivenessFailure(t *testing.T) {
 	dir := t.TempDir()
 	live, starts := filepath.Join(dir, "live"), filepath.Join(dir, "starts")
-	check := "checks:\n  - {name: alive, exec: {command: [test, -e, " + live + "]}, periodSeconds: 1, failureThreshold: 1}\n"
+	check := "checks:\n  - {name: alive, exec: {command: [test, -e, " + live + "]}, initialDelaySeconds: 1, periodSeconds: 1, failureThreshold: 1}\n"
 	script := "touch " + live + "; echo start >> " + starts + "; while :; do sleep 0.05; done"
 
 	cfg := writeConfig(t, "listen: 127.0.0.1:0\nonLivenessFailure: restart\nterminationGracePeriodSeconds: 2\n"+check)
@@ -353,8 +355,9 @@ func TestRunOnLivenessFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The checks are back to starting while the child is down.
-	p.WaitFor(t, "/readyz?verbose", func(code int, body string) bool { return code == 503 && strings.Contains(body, "restarts 0") })
+	failed := time.Now()
 	waitLines(t, starts, 2, 30*time.Second)
+	testutil.Report(t, "healthbridge run: liveness failure (period 1 s, failureThreshold 1, timeout 1 s) -> child restarted in place after %v", time.Since(failed).Round(time.Millisecond))
 	p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 200 })
 	if _, body := p.Get(t, "/healthz?format=json"); !strings.Contains(body, `"liveness": 1`) {
 		t.Fatalf("JSON child: %s", body)

@@ -114,8 +114,9 @@ func (c *Child) Stop(grace time.Duration) int {
 	return c.Code()
 }
 
-// The kubelet's CrashLoopBackOff: the wait before a restart starts at 10 s
-// and doubles up to 5 minutes; a child that ran 10 minutes resets it.
+// The kubelet's CrashLoopBackOff: the first restart is at once, the next
+// waits 10 s, doubling up to 5 minutes; a child that ran 10 minutes starts
+// the sequence over.
 const (
 	BackoffInitial = 10 * time.Second
 	BackoffMax     = 5 * time.Minute
@@ -123,28 +124,34 @@ const (
 )
 
 // Backoff is the restart delay of one child, as the kubelet's
-// CrashLoopBackOff. The zero value is ready. It is pure: the caller passes
-// how long the child ran.
+// CrashLoopBackOff (its doBackOff: a container that never crashed before
+// restarts at once, then waits grow). The zero value is ready. It is pure:
+// the caller passes how long the child ran.
 type Backoff struct {
-	next time.Duration // the wait before the next restart; 0: BackoffInitial
+	crashed bool          // a restart happened since the last reset
+	next    time.Duration // the wait before the next restart once crashed
 }
 
 // Next returns how long to wait before restarting a child that ran for
 // ran, and advances the backoff.
 func (b *Backoff) Next(ran time.Duration) time.Duration {
-	if ran >= BackoffReset || b.next == 0 {
-		b.next = BackoffInitial
+	if ran >= BackoffReset {
+		b.crashed = false
+	}
+	if !b.crashed {
+		b.crashed, b.next = true, BackoffInitial
+		return 0
 	}
 	d := b.next
 	b.next = min(2*b.next, BackoffMax)
 	return d
 }
 
-// Current is the wait the next restart would get (before Next is called),
-// for display.
+// Current is the wait the next restart would get, for display (a child
+// that runs long enough resets it).
 func (b *Backoff) Current() time.Duration {
-	if b.next == 0 {
-		return BackoffInitial
+	if !b.crashed {
+		return 0
 	}
 	return b.next
 }

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -142,6 +143,9 @@ func StartOnPort(t *testing.T, port int, bin string, args ...string) *Process {
 func start(t *testing.T, port int, env []string, bin string, args ...string) *Process {
 	t.Helper()
 	p := &Process{Cmd: exec.Command(bin, args...), Done: make(chan struct{})}
+	// Its own process group, killed whole at the end: a child it started
+	// (healthbridge run) must not outlive the test holding its stderr.
+	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if env != nil {
 		p.Cmd.Env = append(os.Environ(), env...)
 	}
@@ -167,6 +171,7 @@ func start(t *testing.T, port int, env []string, bin string, args ...string) *Pr
 		close(p.Done)
 	}()
 	t.Cleanup(func() {
+		_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
 		_ = p.Cmd.Process.Kill()
 		<-p.Done
 		if strings.Contains(p.Logs(), raceWarning) {
