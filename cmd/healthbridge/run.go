@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/healthbridge/healthbridge/health"
 	"github.com/healthbridge/healthbridge/internal/app"
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe/kinds"
@@ -159,7 +160,8 @@ func superviseWithChecks(sc *app.Sidecar, cfg *config.Config, argv []string, gro
 	signal.Notify(sig, supervise.Forwarded...)
 	defer signal.Stop(sig)
 	store := sc.Store()
-	child, err := supervise.Start(argv, group)
+	env := childEnv(cfg)
+	child, err := supervise.Start(argv, group, env...)
 	if err != nil {
 		_ = sc.Close()
 		fmt.Fprintln(stderr, "healthbridge run:", err)
@@ -268,7 +270,7 @@ func superviseWithChecks(sc *app.Sidecar, cfg *config.Config, argv []string, gro
 		if !wait(d) {
 			return false
 		}
-		next, err := supervise.Start(argv, group)
+		next, err := supervise.Start(argv, group, env...)
 		if err != nil {
 			log.Error("cannot restart the child", "error", err)
 			exitCode = exitError
@@ -345,6 +347,23 @@ func superviseWithChecks(sc *app.Sidecar, cfg *config.Config, argv []string, gro
 func startable(argv []string) error {
 	if _, err := exec.LookPath(argv[0]); err != nil {
 		return fmt.Errorf("command %q: %v", argv[0], errors.Unwrap(err))
+	}
+	return nil
+}
+
+// childEnv tells the child where its rundir check reads, so that the
+// health package and the Python client write there: HEALTHBRIDGE_RUNDIR
+// (the check's path; the health package's default otherwise) and
+// HEALTHBRIDGE_UNIT (its unit), from the config's first rundir check.
+func childEnv(cfg *config.Config) []string {
+	for i := range cfg.Checks {
+		if r := cfg.Checks[i].Rundir; r != nil {
+			path := r.Path
+			if path == "" {
+				path = health.DefaultRunDir()
+			}
+			return []string{health.EnvRunDir + "=" + path, "HEALTHBRIDGE_UNIT=" + r.Unit}
+		}
 	}
 	return nil
 }

@@ -379,3 +379,16 @@ func TestRunOnLivenessFailure(t *testing.T) {
 		t.Fatalf("exit %d, want 75:\n%s", code, p.Logs())
 	}
 }
+
+// TestRunTellsTheChildItsRundir: the child's environment names the rundir
+// check's directory and unit, so an application writes where it is read.
+func TestRunTellsTheChildItsRundir(t *testing.T) {
+	rundir := t.TempDir()
+	cfg := writeConfig(t, "listen: 127.0.0.1:0\nchecks:\n  - {name: app, rundir: {path: "+rundir+", unit: worker}, periodSeconds: 1}\n")
+	script := `d="$HEALTHBRIDGE_RUNDIR/$HEALTHBRIDGE_UNIT"; mkdir -p "$d"; echo $$ > "$d/pid"; echo 0 > "$d/error"; while :; do sleep 0.05; done`
+	p := testutil.Start(t, bin(t), "run", "--config", cfg, "--", "sh", "-c", script)
+	p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 200 })
+	if _, err := os.Stat(filepath.Join(rundir, "worker", "pid")); err != nil {
+		t.Fatal(err)
+	}
+}

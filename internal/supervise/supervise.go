@@ -42,12 +42,17 @@ type Child struct {
 // process group (as dumb-init's default) and signals go to the whole
 // group; without, it stays in healthbridge's group and signals go to it
 // alone (as tini's default). argv[0] is looked up on $PATH.
-func Start(argv []string, group bool) (*Child, error) {
+//
+// env, when not empty, is added to the child's environment (KEY=VALUE).
+func Start(argv []string, group bool, env ...string) (*Child, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("no command")
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if group {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	}
