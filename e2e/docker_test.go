@@ -499,3 +499,87 @@ func TestDockerExechealthzImage(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestDockerRunAsInit: healthbridge as the entrypoint, `run -- httpd`, no
+// Docker socket. A hung app (SIGSTOP: it accepts connections and never
+// answers) is restarted in place; `docker stop` gives it SIGTERM after the
+// drain and the container's exit code is the app's; with
+// onLivenessFailure: exit, Docker's --restart on-failure restarts the
+// container.
+func TestDockerRunAsInit(t *testing.T) {
+	buildTestImage(t)
+	const (
+		period, threshold, timeout, drain, grace = 1, 2, 1, 1, 2
+	)
+	dir := t.TempDir()
+	_ = os.Chmod(dir, 0o755)
+	write := func(name, policy string) {
+		cfg := fmt.Sprintf(`listen: 127.0.0.1:8080
+shutdownDelaySeconds: %d
+terminationGracePeriodSeconds: %d
+onLivenessFailure: %s
+checks:
+  - name: web
+    httpGet: {port: 8000, path: /}
+    initialDelaySeconds: 1
+    periodSeconds: %d
+    timeoutSeconds: %d
+    failureThreshold: %d
+`, drain, grace, policy, period, timeout, threshold)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("restart.yaml", "restart")
+	write("exit.yaml", "exit")
+	app := []string{"--", "sh", "-c", "mkdir -p /www; echo hi > /www/index.html; exec httpd -f -p 127.0.0.1:8000 -h /www"}
+	pidof := func(id string) string {
+		out, _ := dockerErr("exec", id, "pidof", "httpd")
+		return strings.TrimSpace(out)
+	}
+	waitFor := func(what string, limit time.Duration, cond func() bool) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for !cond() {
+			if time.Since(start) > limit {
+				t.Fatalf("%s: not within %v", what, limit)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	ready := func(id string) bool {
+		_, err := dockerErr("exec", id, "/healthbridge", "probe", "http://127.0.0.1:8080/readyz")
+		return err == nil
+	}
+
+	id := runContainer(t, append([]string{"--network", "none", "-v", dir + ":/cfg:ro", testImage, "run", "--config", "/cfg/restart.yaml", "--signal-group"}, app...)...)
+	waitFor("ready", 30*time.Second, func() bool { return ready(id) })
+	first := pidof(id)
+	docker(t, "exec", id, "kill", "-STOP", first)
+	bound := time.Duration(period*threshold+timeout+1+drain+grace)*time.Second + 4*time.Second
+	took := waitFor("restarted in place", bound, func() bool { p := pidof(id); return p != "" && p != first })
+	testutil.Report(t, "docker, healthbridge run: hung app (SIGSTOP) restarted in place after %v (bound %v: period %ds × failureThreshold %d + timeout %ds + 1s + drain %ds + grace %ds, since SIGTERM cannot end a stopped process, + 4s slack)",
+		took.Round(time.Millisecond), bound, period, threshold, timeout, drain, grace)
+	waitFor("ready again", 30*time.Second, func() bool { return ready(id) })
+	if restarts := docker(t, "inspect", "--format", "{{.RestartCount}}", id); restarts != "0" {
+		t.Fatalf("Docker restarted the container (%s): the restart was not in place", restarts)
+	}
+	// docker stop: the app's SIGTERM after the drain; its exit code (httpd
+	// dies of SIGTERM: 143).
+	if _, err := dockerErr("stop", "-t", "30", id); err != nil {
+		t.Fatal(err)
+	}
+	if code := docker(t, "inspect", "--format", "{{.State.ExitCode}}", id); code != "143" {
+		t.Fatalf("container exit code %s, want the app's 143", code)
+	}
+
+	// onLivenessFailure: exit, under Docker's own restart policy.
+	id = runContainer(t, append([]string{"--network", "none", "--restart", "on-failure", "-v", dir + ":/cfg:ro", testImage, "run", "--config", "/cfg/exit.yaml", "--signal-group"}, app...)...)
+	waitFor("ready", 30*time.Second, func() bool { return ready(id) })
+	docker(t, "exec", id, "kill", "-STOP", pidof(id))
+	took = waitFor("Docker restarted the container", bound+10*time.Second, func() bool {
+		return docker(t, "inspect", "--format", "{{.RestartCount}}", id) != "0"
+	})
+	testutil.Report(t, "docker, onLivenessFailure: exit + --restart on-failure: container restarted by Docker %v after the app hung", took.Round(time.Millisecond))
+}
