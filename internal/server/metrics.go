@@ -15,6 +15,8 @@ import (
 //	healthbridge_check_up{check,kind}                   1 when healthy, as blackbox's probe_success
 //	healthbridge_check_last_duration_seconds{check,kind} duration of the last run
 //	healthbridge_check_failing_streak{check,kind}        consecutive failures counted
+//	healthbridge_check_transitions_total{check,kind}     status changes
+//	healthbridge_check_duration_seconds{check,kind}      histogram of run durations
 //	healthbridge_shutting_down                          1 after SIGTERM
 //	healthbridge_child_up                               1 while `run`'s child runs (run mode only)
 //	healthbridge_child_restarts_total{reason}           its restarts: exit, liveness (run mode only)
@@ -37,6 +39,10 @@ var (
 		"Duration of the check's last probe run in seconds.", []string{"check", "kind"}, nil)
 	descStreak = prometheus.NewDesc("healthbridge_check_failing_streak",
 		"Consecutive failing results counted toward failureThreshold.", []string{"check", "kind"}, nil)
+	descTransitions = prometheus.NewDesc("healthbridge_check_transitions_total",
+		"Status changes of the check (starting, healthy, unhealthy).", []string{"check", "kind"}, nil)
+	descDurations = prometheus.NewDesc("healthbridge_check_duration_seconds",
+		"Duration of the check's probe runs in seconds.", []string{"check", "kind"}, nil)
 	descShutdown = prometheus.NewDesc("healthbridge_shutting_down",
 		"1 once healthbridge received SIGTERM and readiness fails.", nil, nil)
 	descChildUp = prometheus.NewDesc("healthbridge_child_up",
@@ -47,7 +53,7 @@ var (
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTotal, descStatus, descUp, descDuration, descStreak, descShutdown, descChildUp, descChildRestarts} {
+	for _, d := range []*prometheus.Desc{descTotal, descStatus, descUp, descDuration, descStreak, descTransitions, descDurations, descShutdown, descChildUp, descChildRestarts} {
 		ch <- d
 	}
 }
@@ -67,6 +73,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descDuration, prometheus.GaugeValue, last.Duration().Seconds(), ck.Name, ck.Kind)
 		}
 		ch <- prometheus.MustNewConstMetric(descStreak, prometheus.GaugeValue, float64(ck.State.FailureStreak), ck.Name, ck.Kind)
+		ch <- prometheus.MustNewConstMetric(descTransitions, prometheus.CounterValue, float64(ck.State.Transitions), ck.Name, ck.Kind)
+		h := &ck.State.Durations
+		buckets := make(map[float64]uint64, len(state.DurationBuckets))
+		var cum uint64
+		for i, le := range state.DurationBuckets {
+			cum += h.Buckets[i]
+			buckets[le] = cum
+		}
+		ch <- prometheus.MustNewConstHistogram(descDurations, h.Count, h.Sum, buckets, ck.Name, ck.Kind)
 	}
 	ch <- prometheus.MustNewConstMetric(descShutdown, prometheus.GaugeValue, b2f(snap.ShuttingDown))
 	if c := snap.Child; c != nil {

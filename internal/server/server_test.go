@@ -299,3 +299,32 @@ func TestHAProxyDefaultCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsLint: the exported metrics pass client_golang's linter
+// (Prometheus naming: base units, _total counters, a real histogram), with
+// a run recorded so that every family is present.
+func TestMetricsLint(t *testing.T) {
+	s := newStore()
+	record(s, "web", probe.OutcomeSuccess, "")
+	record(s, "db", probe.OutcomeFailure, "down")
+	problems, err := testutil.CollectAndLint(NewCollector(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+	n, err := testutil.GatherAndCount(prometheusRegistry(t, s), "healthbridge_check_duration_seconds", "healthbridge_check_transitions_total")
+	if err != nil || n != 6 {
+		t.Fatalf("%d series, %v", n, err)
+	}
+}
+
+func prometheusRegistry(t *testing.T, s *state.Store) *prometheus.Registry {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(NewCollector(s)); err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}

@@ -83,6 +83,36 @@ type CheckState struct {
 	Outcomes [probe.NumOutcomes]uint64
 	// Results holds the last KeepResults results, oldest first.
 	Results []probe.Result
+	// Transitions counts status changes (starting, healthy, unhealthy).
+	Transitions uint64
+	// Durations is the histogram of run durations.
+	Durations Histogram
+}
+
+// DurationBuckets are the upper bounds, in seconds, of the run-duration
+// histogram: Prometheus' default buckets, which span a probe's life from
+// a fast TCP connect to a slow exec.
+var DurationBuckets = [...]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// Histogram counts run durations per bucket of DurationBuckets (not
+// cumulative), with their sum in seconds and count.
+type Histogram struct {
+	Buckets [len(DurationBuckets)]uint64
+	Sum     float64
+	Count   uint64
+}
+
+// observe adds one duration.
+func (h *Histogram) observe(d time.Duration) {
+	s := d.Seconds()
+	for i, le := range DurationBuckets {
+		if s <= le {
+			h.Buckets[i]++
+			break
+		}
+	}
+	h.Sum += s
+	h.Count++
 }
 
 // Initial returns the state of a check that starts at now: starting, with no
@@ -129,6 +159,9 @@ func Next(prev CheckState, r probe.Result, now time.Time, p Policy) CheckState {
 		next.Results = append(next.Results, prev.Results...)
 	}
 	next.Results = append(next.Results, r)
+	if !r.Start.IsZero() && !r.End.IsZero() {
+		next.Durations.observe(r.Duration())
+	}
 
 	succ, fail := max(p.SuccessThreshold, 1), max(p.FailureThreshold, 1)
 	outcome := r.Outcome
@@ -168,5 +201,6 @@ func (c *CheckState) setStatus(s Status, now time.Time) {
 	if c.Status != s {
 		c.Status = s
 		c.Since = now
+		c.Transitions++
 	}
 }

@@ -223,3 +223,26 @@ func TestChangedBroadcastsEachPublication(t *testing.T) {
 		t.Fatal("shutting down did not publish")
 	}
 }
+
+// TestCountersKeepCounting: transitions and the duration histogram are
+// recorded by Next, and survive a Reset (Prometheus counters never go
+// back).
+func TestCountersKeepCounting(t *testing.T) {
+	s := NewStore([]Spec{{Name: "a", Policy: Policy{FailureThreshold: 1}}}, t0)
+	run := func(o probe.Outcome, d time.Duration) {
+		s.Record("a", probe.Result{Outcome: o, Start: t0, End: t0.Add(d)}, t0)
+	}
+	run(probe.OutcomeSuccess, 20*time.Millisecond) // starting -> healthy
+	run(probe.OutcomeFailure, 3*time.Second)       // healthy -> unhealthy
+	run(probe.OutcomeFailure, 30*time.Second)      // beyond the last bucket
+	c, _ := s.Snapshot().Get("a")
+	h := c.State.Durations
+	if c.State.Transitions != 2 || h.Count != 3 || h.Buckets[2] != 1 || h.Buckets[9] != 1 || h.Sum < 33 || h.Sum > 33.03 {
+		t.Fatalf("transitions %d, histogram %+v", c.State.Transitions, h)
+	}
+	s.Reset(t0.Add(time.Minute)) // unhealthy -> starting
+	c, _ = s.Snapshot().Get("a")
+	if c.State.Status != StatusStarting || c.State.Transitions != 3 || c.State.Durations.Count != 3 || c.State.Runs != 3 || len(c.State.Results) != 0 {
+		t.Fatalf("after Reset: %+v", c.State)
+	}
+}

@@ -231,7 +231,14 @@ func (s *Store) Reset(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range s.states {
-		s.states[i] = Initial(now)
+		// Counters keep counting (Prometheus counters must not go back).
+		prev := s.states[i]
+		next := Initial(now)
+		next.Runs, next.Outcomes, next.Transitions, next.Durations = prev.Runs, prev.Outcomes, prev.Transitions, prev.Durations
+		if prev.Status != next.Status {
+			next.Transitions++
+		}
+		s.states[i] = next
 	}
 	s.publish()
 }
