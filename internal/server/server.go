@@ -7,6 +7,7 @@
 //	/healthz                   every check
 //	/<endpoint>/<check>        one check
 //	/metrics                   Prometheus metrics
+//	/events                    Server-Sent Events: one per check state change
 //	/                          every check, verbosely, for people
 //
 // Bodies follow kube-apiserver's conventions: "ok"; ?verbose lists
@@ -76,6 +77,7 @@ type Handler struct {
 	store   *state.Store
 	opts    Options
 	metrics http.Handler
+	events  *events
 }
 
 // New returns a Handler for store.
@@ -83,7 +85,7 @@ func New(store *state.Store, opts Options) *Handler {
 	if opts.FailureStatusCode == 0 {
 		opts.FailureStatusCode = http.StatusServiceUnavailable
 	}
-	h := &Handler{store: store, opts: opts}
+	h := &Handler{store: store, opts: opts, events: &events{store: store, expose: opts.ExposeOutput, writeTimeout: eventWriteTimeout}}
 	if opts.Gatherer != nil {
 		h.metrics = promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})
 	}
@@ -120,6 +122,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch path {
+	case "/events":
+		h.events.ServeHTTP(w, r)
+		return
 	case "/metrics":
 		if h.metrics != nil {
 			h.metrics.ServeHTTP(w, r)

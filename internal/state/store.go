@@ -126,6 +126,9 @@ type Store struct {
 	child    *ChildState // immutable once set; replaced whole by SetChild
 	index    map[string]int
 
+	events  []Event // ring of the last EventBacklog transitions
+	eventID uint64  // ID of the last event appended; IDs start at 1
+
 	snap atomic.Pointer[Snapshot]
 	// changed is closed, and replaced, by every publication: a broadcast
 	// to watchers (gRPC Watch) that never blocks the writer.
@@ -190,6 +193,9 @@ func (sl *Slot) Record(r probe.Result, now time.Time) (Transition, time.Duration
 	prev := s.states[sl.i]
 	next := Next(prev, r, now, sp.Policy)
 	s.states[sl.i] = next
+	if next.Status != prev.Status {
+		s.event(sl.i, prev.Status, next.Status, now, r)
+	}
 	s.publish()
 	wait := sp.Timing.Period
 	if sp.Timing.StartInterval > 0 && next.Status == StatusStarting && next.InStartPeriod(now, sp.Policy) {
@@ -212,6 +218,61 @@ func (s *Store) Record(name string, r probe.Result, now time.Time) Transition {
 	}
 	tr, _ := (&Slot{store: s, i: i}).Record(r, now)
 	return tr
+}
+
+// EventBacklog is how many transitions the store keeps for /events
+// clients that resume (Last-Event-ID) or fall behind.
+const EventBacklog = 1024
+
+// Event is one state change of a check, as /events streams it, in the
+// spirit of Docker's health_status events.
+type Event struct {
+	// ID increases by one per event, from 1.
+	ID uint64
+	// Check and Kind name the check.
+	Check, Kind string
+	// From and To are the statuses before and after.
+	From, To Status
+	// At is when it changed.
+	At time.Time
+	// Result is the run that changed it (zero for a reset).
+	Result probe.Result
+}
+
+// event appends a transition to the ring; s.mu must be held.
+func (s *Store) event(i int, from, to Status, at time.Time, r probe.Result) {
+	s.eventID++
+	e := Event{ID: s.eventID, Check: s.specs[i].Name, Kind: s.specs[i].Kind, From: from, To: to, At: at, Result: r}
+	if len(s.events) < EventBacklog {
+		s.events = append(s.events, e)
+		return
+	}
+	s.events[(s.eventID-1)%EventBacklog] = e
+}
+
+// LastEventID is the ID of the latest event, 0 before any.
+func (s *Store) LastEventID() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.eventID
+}
+
+// EventsSince returns the events after id, oldest first, and whether some
+// of them are no longer kept (more than EventBacklog happened since).
+func (s *Store) EventsSince(id uint64) ([]Event, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id >= s.eventID {
+		return nil, false
+	}
+	oldest := s.eventID - uint64(len(s.events)) + 1
+	lost := id+1 < oldest
+	from := max(id+1, oldest)
+	out := make([]Event, 0, s.eventID-from+1)
+	for n := from; n <= s.eventID; n++ {
+		out = append(out, s.events[(n-1)%EventBacklog])
+	}
+	return out, lost
 }
 
 // SetChild publishes the state of `healthbridge run`'s child. c must not
@@ -237,6 +298,7 @@ func (s *Store) Reset(now time.Time) {
 		next.Runs, next.Outcomes, next.Transitions, next.Durations = prev.Runs, prev.Outcomes, prev.Transitions, prev.Durations
 		if prev.Status != next.Status {
 			next.Transitions++
+			s.event(i, prev.Status, next.Status, now, probe.Result{})
 		}
 		s.states[i] = next
 	}
