@@ -471,7 +471,8 @@ func TestDockerExechealthzImage(t *testing.T) {
 		t.Fatalf("build-image.sh --exechealthz: %v\n%s", err, out)
 	}
 	t.Cleanup(func() { _, _ = dockerErr("rmi", "--force", tag) })
-	testutil.Report(t, "exechealthz image %s", strings.TrimSpace(string(out)))
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	testutil.Report(t, "exechealthz image %s", lines[len(lines)-1]) // the script's last line: tag and size
 	id := runContainer(t, "--network", "none", tag, "-cmd", "ls /tmp/test", "-period", "500ms")
 	get := func() (string, error) {
 		return dockerErr("exec", id, "wget", "-q", "-O", "-", "http://127.0.0.1:8080/healthz")
