@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/notify"
 	"github.com/healthbridge/healthbridge/internal/probe"
 	"github.com/healthbridge/healthbridge/internal/probe/kinds"
 	"github.com/healthbridge/healthbridge/internal/proc"
@@ -116,6 +117,7 @@ type Sidecar struct {
 	closers  []io.Closer   // probers holding resources (watches)
 	agent    *server.Agent // nil without agent config
 	agentLn  net.Listener
+	notifier *notify.Notifier   // nil without notify webhooks
 	grpcSrv  *grpc.Server       // nil without grpcListen
 	grpcHlth *server.GRPCHealth // the health service on grpcSrv
 	grpcLn   net.Listener
@@ -198,6 +200,15 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(server.NewCollector(store), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if len(cfg.Notify) > 0 {
+		nt, err := notify.New(cfg, store, log)
+		if err != nil {
+			closeAll(closers)
+			return nil, err
+		}
+		reg.MustRegister(nt)
+		sc.notifier = nt
+	}
 	sopts := server.Options{
 		FailureStatusCode: cfg.FailureStatusCode,
 		ExposeOutput:      cfg.ExposeOutput,
@@ -272,6 +283,11 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 	s.bg = bg
 	s.sched.Start(bg)
 	s.mu.Unlock()
+	if s.notifier != nil {
+		notified := make(chan struct{})
+		go func() { s.notifier.Run(bg); close(notified) }()
+		defer func() { stopBG(); <-notified }()
+	}
 	// One slot per server that may send (public, admin, agent, gRPC), so
 	// none blocks after Run has stopped reading.
 	serveErr := make(chan error, 4)

@@ -96,6 +96,8 @@ type Config struct {
 	// after sending its child SIGTERM, before it kills the child's process
 	// group (Kubernetes' name for the same wait). Default 30.
 	TerminationGracePeriodSeconds *int32 `json:"terminationGracePeriodSeconds,omitempty"`
+	// Notify lists webhooks called on every check state change.
+	Notify []NotifyWebhook `json:"notify,omitempty"`
 	// Agent, when set, serves HAProxy's agent-check protocol.
 	Agent *AgentConfig `json:"agent,omitempty"`
 	// Checks are the probes to run. At least one.
@@ -384,6 +386,18 @@ func (c *Config) SetDefaults(r Rules) {
 	if c.AdminListen == "" {
 		c.AdminListen = DefaultAdminListen
 	}
+	for i := range c.Notify {
+		n := &c.Notify[i]
+		if n.Format == "" {
+			n.Format = "json"
+		}
+		if n.TimeoutSeconds == 0 {
+			n.TimeoutSeconds = 5
+		}
+		if n.MaxAttempts == 0 {
+			n.MaxAttempts = 5
+		}
+	}
 	if c.RestartPolicy == "" {
 		c.RestartPolicy = RestartNever
 	}
@@ -471,4 +485,36 @@ type UDPAction struct {
 	// Expect, when set, is a regular expression (Go's RE2 syntax) the
 	// reply must match; default any reply.
 	Expect string `json:"expect,omitempty"`
+}
+
+// NotifyWebhook is one webhook healthbridge POSTs each check state change
+// to (internal/notify).
+type NotifyWebhook struct {
+	// URL is where to POST, http or https. Required.
+	URL string `json:"url"`
+	// Format is "json" (default: the same fields as an /events event) or
+	// "text" ({"text": "..."}, what Slack and Mattermost incoming webhooks
+	// take).
+	Format string `json:"format,omitempty"`
+	// Checks, when set, limits the webhook to these checks.
+	Checks []string `json:"checks,omitempty"`
+	// Roles, when set, limits it to checks with one of these roles.
+	Roles []Role `json:"roles,omitempty"`
+	// Headers are sent with each request (an auth token, say); a value can
+	// come from a file or an environment variable, and is never logged.
+	Headers []NotifyHeader `json:"headers,omitempty"`
+	// TimeoutSeconds bounds each attempt. Default 5.
+	TimeoutSeconds int32 `json:"timeoutSeconds,omitempty"`
+	// MaxAttempts is how many times a delivery is tried, with exponential
+	// backoff (1 s, 2 s, 4 s, … at most 30 s) between. Default 5.
+	MaxAttempts int32 `json:"maxAttempts,omitempty"`
+}
+
+// NotifyHeader is a request header of a webhook: exactly one of Value,
+// ValueFromFile and ValueFromEnv.
+type NotifyHeader struct {
+	Name          string `json:"name"`
+	Value         string `json:"value,omitempty"`
+	ValueFromFile string `json:"valueFromFile,omitempty"`
+	ValueFromEnv  string `json:"valueFromEnv,omitempty"`
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"net"
 	"slices"
 
@@ -76,6 +77,41 @@ func (c *Config) Validate(r Rules) error {
 	}
 	if g := c.TerminationGracePeriodSeconds; g != nil && *g < 0 {
 		add("terminationGracePeriodSeconds", "must be >= 0, got %d", *g)
+	}
+	for i, n := range c.Notify {
+		p := fmt.Sprintf("notify[%d]", i)
+		if u, err := url.Parse(n.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add(p+".url", "must be an http or https URL, got %q", n.URL)
+		}
+		if n.Format != "json" && n.Format != "text" {
+			add(p+".format", "must be json or text, got %q", n.Format)
+		}
+		for _, name := range n.Checks {
+			if !slices.ContainsFunc(c.Checks, func(ch Check) bool { return ch.Name == name }) {
+				add(p+".checks", "no check named %q", name)
+			}
+		}
+		if n.TimeoutSeconds < 1 {
+			add(p+".timeoutSeconds", "must be >= 1, got %d", n.TimeoutSeconds)
+		}
+		if n.MaxAttempts < 1 {
+			add(p+".maxAttempts", "must be >= 1, got %d", n.MaxAttempts)
+		}
+		for j, h := range n.Headers {
+			hp := fmt.Sprintf("%s.headers[%d]", p, j)
+			if h.Name == "" || strings.ContainsAny(h.Name, " \t\r\n:") {
+				add(hp+".name", "invalid header name %q", h.Name)
+			}
+			set := 0
+			for _, v := range []string{h.Value, h.ValueFromFile, h.ValueFromEnv} {
+				if v != "" {
+					set++
+				}
+			}
+			if set != 1 {
+				add(hp, "set exactly one of value, valueFromFile, valueFromEnv")
+			}
+		}
 	}
 	if !slices.Contains([]string{RestartNever, RestartOnFailure, RestartAlways}, c.RestartPolicy) {
 		add("restartPolicy", "must be Never, OnFailure or Always, got %q", c.RestartPolicy)
