@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/url"
 	"net"
+	"net/url"
 	"slices"
 
 	"regexp"
