@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -173,5 +174,45 @@ checks:
 	}
 	if took := time.Since(signalled); took < 4*time.Second {
 		t.Fatalf("stopped %v after the signal, before shutdownDelaySeconds", took)
+	}
+}
+
+// TestNotifyWired: a sidecar with a webhook POSTs its checks' transitions.
+func TestNotifyWired(t *testing.T) {
+	got := make(chan string, 4)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- string(b)
+	}))
+	t.Cleanup(recv.Close)
+	cfg, err := kinds.Parse([]byte(`
+listen: 127.0.0.1:0
+notify: [{url: "` + recv.URL + `"}]
+checks:
+  - name: cmd
+    exec: {command: ["true"]}
+    periodSeconds: 1
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := Build(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sc.Run(ctx, nil) }()
+	select {
+	case b := <-got:
+		if !strings.Contains(b, `"check":"cmd"`) || !strings.Contains(b, `"to":"healthy"`) {
+			t.Fatalf("notification %s", b)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no notification")
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
