@@ -19,7 +19,7 @@ import (
 // and the HAProxy agent, then SIGTERM's path: Run returns nil and every
 // listener is closed.
 func TestRunServesAndStopsCleanly(t *testing.T) {
-	cfg, err := kinds.Parse([]byte(`
+	sc, stop, done := runSidecar(t, `
 listen: 127.0.0.1:0
 adminListen: 127.0.0.1:0
 agent: {listen: "127.0.0.1:0"}
@@ -30,20 +30,10 @@ checks:
   - name: beat
     roles: [readiness]
     ttl: {seconds: 30}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := Build(cfg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	base := "http://" + sc.ln.Addr().String()
 	admin := "http://" + sc.adminLn.Addr().String()
 	agent := sc.agentLn.Addr().String()
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sc.Run(ctx, nil) }()
 
 	get := func(path string) (int, string) {
 		resp, err := http.Get(base + path)
@@ -119,7 +109,7 @@ checks:
 // passing for drainDelaySeconds (never less: a lower bound cannot race),
 // then fails while the server still answers, within shutdownDelaySeconds.
 func TestDrainDelayKeepsReadinessThenFails(t *testing.T) {
-	cfg, err := kinds.Parse([]byte(`
+	sc, stop, done := runSidecar(t, `
 listen: 127.0.0.1:0
 shutdownDelaySeconds: 4
 drainDelaySeconds: 2
@@ -127,18 +117,8 @@ checks:
   - name: cmd
     exec: {command: ["true"]}
     periodSeconds: 1
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := Build(cfg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	base := "http://" + sc.ln.Addr().String()
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sc.Run(ctx, nil) }()
 	code := func(path string) int {
 		resp, err := http.Get(base + path)
 		if err != nil {
@@ -185,24 +165,14 @@ func TestNotifyWired(t *testing.T) {
 		got <- string(b)
 	}))
 	t.Cleanup(recv.Close)
-	cfg, err := kinds.Parse([]byte(`
+	_, stop, done := runSidecar(t, `
 listen: 127.0.0.1:0
-notify: [{url: "` + recv.URL + `"}]
+notify: [{url: "`+recv.URL+`"}]
 checks:
   - name: cmd
     exec: {command: ["true"]}
     periodSeconds: 1
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := Build(cfg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sc.Run(ctx, nil) }()
+`)
 	select {
 	case b := <-got:
 		if !strings.Contains(b, `"check":"cmd"`) || !strings.Contains(b, `"to":"healthy"`) {
@@ -215,4 +185,23 @@ checks:
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// runSidecar builds a sidecar from a YAML config and runs it in this
+// process; stop ends it (as the signal does), done delivers Run's result.
+func runSidecar(t *testing.T, yaml string) (*Sidecar, context.CancelFunc, <-chan error) {
+	t.Helper()
+	cfg, err := kinds.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := Build(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	done := make(chan error, 1)
+	go func() { done <- sc.Run(ctx, nil) }()
+	return sc, stop, done
 }
