@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -98,12 +99,16 @@ func runChild(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "healthbridge run:", err)
 			return exitUsage
 		}
-		sc, err := app.Build(cfg, app.Options{Logger: log, Reap: true, Kubeconfig: g.kubecfg})
+		// childPid is the running child's pid, 0 while none runs: a
+		// rundir check checks its pid file against it.
+		var childPid atomic.Int64
+		sc, err := app.Build(cfg, app.Options{Logger: log, Reap: true, Kubeconfig: g.kubecfg,
+			ChildPid: func() int { return int(childPid.Load()) }})
 		if err != nil {
 			printErrors(stderr, "start-up", err)
 			return exitUsage
 		}
-		return superviseWithChecks(sc, cfg, argv, *group, stderr, log)
+		return superviseWithChecks(sc, cfg, argv, *group, &childPid, stderr, log)
 	}
 	if len(argv) == 0 {
 		fmt.Fprint(stderr, "healthbridge run: no command\n"+runUsage)
@@ -155,7 +160,9 @@ func supervisePlain(argv []string, group bool, stderr io.Writer, log *slog.Logge
 // wait the kubelet's CrashLoopBackOff; while the child is down the checks
 // are back to starting (readiness fails), and they start over with the
 // new child.
-func superviseWithChecks(sc *app.Sidecar, cfg *config.Config, argv []string, group bool, stderr io.Writer, log *slog.Logger) int {
+//
+// childPid is kept at the running child's pid (0 while none runs).
+func superviseWithChecks(sc *app.Sidecar, cfg *config.Config, argv []string, group bool, childPid *atomic.Int64, stderr io.Writer, log *slog.Logger) int {
 	sig := make(chan os.Signal, 16)
 	signal.Notify(sig, supervise.Forwarded...)
 	defer signal.Stop(sig)
@@ -186,6 +193,7 @@ func superviseWithChecks(sc *app.Sidecar, cfg *config.Config, argv []string, gro
 		for k, v := range restarts {
 			r[k] = v
 		}
+		childPid.Store(int64(pid))
 		st := &state.ChildState{Pid: pid, Restarts: r, LastExitCode: lastExit, Backoff: backoff.Current()}
 		if child != nil {
 			st.Started = child.Started()

@@ -392,3 +392,37 @@ func TestRunTellsTheChildItsRundir(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRunRundirChecksTheChildsPid: under `run`, a rundir check's pid check
+// is the child's. A state left behind naming another live process (here
+// the test itself, which a plain rundir check would call healthy) fails;
+// the child's own pid, or a descendant's, passes.
+func TestRunRundirChecksTheChildsPid(t *testing.T) {
+	rundir := t.TempDir()
+	unit := filepath.Join(rundir, "worker")
+	if err := os.MkdirAll(unit, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"pid": strconv.Itoa(os.Getpid()) + "\n", "error": "0\n"} {
+		if err := os.WriteFile(filepath.Join(unit, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Sanity: outside run mode the same state is healthy.
+	if code, out, errb := runBinary(t, "probe", "rundir", rundir, "--unit", "worker"); code != 0 {
+		t.Fatalf("probe rundir on a live pid: exit %d %q %q", code, out, errb)
+	}
+	cfg := writeConfig(t, "listen: 127.0.0.1:0\nexposeOutput: true\nchecks:\n  - {name: app, rundir: {path: "+rundir+", unit: worker}, periodSeconds: 1, failureThreshold: 1}\n")
+	gate := filepath.Join(t.TempDir(), "go")
+	// The child waits for the gate, then a grandchild (a descendant) writes
+	// its own pid.
+	script := `while [ ! -e "` + gate + `" ]; do sleep 0.05; done; sh -c 'echo $$ > "$HEALTHBRIDGE_RUNDIR/$HEALTHBRIDGE_UNIT/pid"; while :; do sleep 0.05; done'`
+	p := testutil.Start(t, bin(t), "run", "--config", cfg, "--", "sh", "-c", script)
+	p.WaitFor(t, "/readyz/app?format=json", func(code int, body string) bool {
+		return code == 503 && strings.Contains(body, "not the supervised command")
+	})
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitFor(t, "/readyz/app", func(code int, _ string) bool { return code == 200 })
+}

@@ -94,6 +94,9 @@ type Options struct {
 	Reap bool
 	// Kubeconfig is --kubeconfig, for kubernetesPod checks.
 	Kubeconfig string
+	// ChildPid is `healthbridge run`'s supervised child's pid (0 while
+	// none runs); nil outside run mode. See probe.Deps.ChildPid.
+	ChildPid func() int
 }
 
 // Sidecar is a built, not yet running healthbridge. Build it with Build,
@@ -172,7 +175,7 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 			errs = append(errs, fmt.Errorf("checks[%d]: no single probe kind", i))
 			continue
 		}
-		deps := probe.Deps{UserAgent: "github.com/healthbridge/healthbridge/" + Version, Kubeconfig: opts.Kubeconfig}
+		deps := probe.Deps{UserAgent: "github.com/healthbridge/healthbridge/" + Version, Kubeconfig: opts.Kubeconfig, ChildPid: opts.ChildPid}
 		build := k.New
 		if pn := pushNew[k]; pn != nil {
 			build = pn

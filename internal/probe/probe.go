@@ -130,6 +130,11 @@ type Deps struct {
 	// Kubeconfig is --kubeconfig for kubernetesPod checks; empty means
 	// client-go's usual rules ($KUBECONFIG, ~/.kube/config, in-cluster).
 	Kubeconfig string
+	// ChildPid, when not nil, returns the pid of the command that
+	// `healthbridge run` supervises, or 0 while none runs. A rundir check
+	// then checks its pid against that child instead of trusting the pid
+	// file alone.
+	ChildPid func() int
 }
 
 // MaxOutput is how many bytes of a probe's output are stored: 4096, as

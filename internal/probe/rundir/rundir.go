@@ -4,6 +4,12 @@
 // every edge case (missing, empty, garbage, half-written files, a dead or
 // zombie pid, a stale state) is a failure with a clear output; a unit that
 // cannot be read at all (permission denied) is unknown.
+//
+// Under `healthbridge run` (probe.Deps.ChildPid set) the pid check is the
+// supervised child's: the pid file must name that child or one of its
+// descendants, so a state file left by an earlier run of the command (or
+// naming a pid the kernel has since given to another process) fails, and
+// the check fails while no child runs.
 package rundir
 
 import (
@@ -11,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -18,6 +25,7 @@ import (
 	"github.com/healthbridge/healthbridge/health"
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/proc"
 )
 
 // Kind is the rundir kind: an application's run-dir state files.
@@ -70,11 +78,16 @@ type Prober struct {
 	dir    string
 	opts   health.InspectOptions
 	mtimes health.MtimeTracker // a future mtime is fresh once, then ages
+	// childPid, when not nil, is the supervised child's pid (0: none
+	// runs); the pid file must name it or a descendant.
+	childPid func() int
 }
 
 // New builds a rundir prober from c.Rundir; path defaults to
 // health.DefaultRunDir().
-func New(c *config.Check, _ probe.Deps) (probe.Prober, error) {
+// Under `healthbridge run` (d.ChildPid set) and unless checkPid is false,
+// the pid file must name the supervised child or one of its descendants.
+func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
 	r := c.Rundir
 	if r == nil {
 		return nil, config.Errorf("rundir", "required")
@@ -83,7 +96,12 @@ func New(c *config.Check, _ probe.Deps) (probe.Prober, error) {
 	if path == "" {
 		path = health.DefaultRunDir()
 	}
-	return NewDir(filepath.Join(path, r.Unit), r.CheckPid == nil || *r.CheckPid, time.Duration(r.MaxAgeSeconds)*time.Second), nil
+	checkPid := r.CheckPid == nil || *r.CheckPid
+	p := NewDir(filepath.Join(path, r.Unit), checkPid, time.Duration(r.MaxAgeSeconds)*time.Second)
+	if checkPid {
+		p.childPid = d.ChildPid
+	}
+	return p, nil
 }
 
 // NewDir builds a prober for the unit directory dir.
@@ -95,13 +113,41 @@ func NewDir(dir string, checkPid bool, maxAge time.Duration) *Prober {
 
 // Probe inspects the unit. It does only local file reads and ignores ctx.
 func (p *Prober) Probe(context.Context) probe.Result {
+	child := 0
+	if p.childPid != nil {
+		if child = p.childPid(); child <= 0 {
+			return probe.Result{Outcome: probe.OutcomeFailure, Output: "the supervised command is not running"}
+		}
+	}
 	v, err := health.Inspect(p.dir, p.opts)
 	switch {
 	case err != nil:
 		return probe.Unknown(err)
+	case v.Healthy && child > 0 && !descends(v.Pid, child):
+		return probe.Result{Outcome: probe.OutcomeFailure, Output: fmt.Sprintf(
+			"pid file holds %d, which is not the supervised command (pid %d) or one of its descendants: a state left by an earlier run?", v.Pid, child)}
 	case v.Healthy:
 		return probe.Result{Outcome: probe.OutcomeSuccess, Output: v.Reason}
 	default:
 		return probe.Result{Outcome: probe.OutcomeFailure, Output: v.Reason, ExitCode: v.Code}
 	}
+}
+
+// maxDepth bounds the walk up the process tree in descends.
+const maxDepth = 64
+
+// descends reports whether pid is ancestor or one of its descendants,
+// walking parent pids in /proc.
+func descends(pid, ancestor int) bool {
+	for i := 0; i < maxDepth && pid > 1; i++ {
+		if pid == ancestor {
+			return true
+		}
+		_, ppid, ok := proc.ReadStat("/proc/" + strconv.Itoa(pid) + "/stat")
+		if !ok {
+			return false
+		}
+		pid = ppid
+	}
+	return pid == ancestor
 }
