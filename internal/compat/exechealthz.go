@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
 	"github.com/healthbridge/healthbridge/internal/probe/kinds"
@@ -192,7 +190,7 @@ func (e *Exechealthz) Config() *config.Config {
 	}
 	for _, p := range e.Pairs {
 		ch := config.Check{Name: p.Check}
-		ch.Exec = &corev1.ExecAction{Command: []string{"sh", "-c", p.Cmd}}
+		ch.Exec = &config.ExecAction{Command: []string{"sh", "-c", p.Cmd}}
 		ch.PeriodSeconds = int32(max(1, e.Period/time.Second))
 		ch.TimeoutSeconds = int32(max(1, e.Latency/time.Second))
 		ch.PeriodOverride, ch.TimeoutOverride = e.Period, e.Latency

@@ -1,9 +1,10 @@
 // Package config is healthbridge's file format in one place: the structs,
 // their defaults, strict decoding and validation.
 //
-// A check's probe fields are exactly the Kubernetes Probe fields
-// (k8s.io/api/core/v1.Probe, embedded), so a readinessProbe body from a pod
-// spec can be pasted under a check. Docker's start period and start interval
+// A check's probe fields are exactly the Kubernetes Probe fields (the
+// kubelet's core/v1.Probe, declared again in Probe with the same JSON names,
+// so that nothing here links k8s.io/api), so a readinessProbe body from a
+// pod spec can be pasted under a check. Docker's start period and start interval
 // and a few healthbridge fields sit beside them.
 package config
 
@@ -13,8 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"time"
-
-	corev1 "k8s.io/api/core/v1"
 )
 
 // Defaults. The probe defaults are the Kubernetes API's (core/v1 Probe
@@ -132,8 +131,8 @@ type AgentConfig struct {
 
 // Check is one named probe with its schedule, thresholds and roles.
 //
-// The embedded corev1.Probe contributes exec, httpGet, tcpSocket, grpc,
-// initialDelaySeconds, periodSeconds, timeoutSeconds, successThreshold,
+// The embedded Probe (the kubelet's core/v1.Probe) contributes exec,
+// tcpSocket, initialDelaySeconds, periodSeconds, timeoutSeconds, successThreshold,
 // failureThreshold and terminationGracePeriodSeconds (accepted for
 // paste-compatibility and ignored: healthbridge restarts nothing). All
 // durations are whole seconds, as in Kubernetes.
@@ -145,7 +144,7 @@ type Check struct {
 	// A startup check may have no other role.
 	Roles []Role `json:"roles,omitempty"`
 
-	corev1.Probe `json:",inline"`
+	Probe `json:",inline"`
 
 	// StartPeriodSeconds is Docker's --start-period: while the check is still
 	// starting and within this many seconds of healthbridge's start, failures
@@ -160,11 +159,11 @@ type Check struct {
 	// Default 0: off, every non-zero exit is a failure (modern Docker).
 	StartingExitCode int32 `json:"startingExitCode,omitempty"`
 
-	// HTTPGet is the kubelet's httpGet probe plus TLS options. It shadows
-	// corev1.Probe's httpGet field.
+	// HTTPGet is the kubelet's httpGet probe plus TLS options. It is the
+	// kubelet's httpGet field.
 	HTTPGet *HTTPGetAction `json:"httpGet,omitempty"`
 	// GRPC is the kubelet's gRPC probe, grpc.health.v1.Health/Check, plus a
-	// host and optional TLS. It shadows corev1.Probe's grpc field.
+	// host and optional TLS. It is the kubelet's grpc field.
 	GRPC *GRPCAction `json:"grpc,omitempty"`
 	// KubernetesPod reads this pod's container readiness from the API
 	// server (what http-healthcheck-sidecar did).
@@ -188,9 +187,9 @@ type Check struct {
 
 // HTTPGetAction is an httpGet check: the kubelet's HTTPGetAction (path,
 // port, host, scheme, httpHeaders; host defaults to 127.0.0.1) plus TLS
-// options, which the kubelet lacks. It shadows corev1.Probe's httpGet.
+// options, which the kubelet lacks.
 type HTTPGetAction struct {
-	corev1.HTTPGetAction `json:",inline"`
+	KubeHTTPGetAction `json:",inline"`
 	// TLS, for scheme HTTPS, verifies the server (with caFile, serverName)
 	// and may present a client certificate (certFile, keyFile); with
 	// insecureSkipVerify: true it only does the latter. Default (no tls):

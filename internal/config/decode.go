@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/util/intstr"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
@@ -141,7 +140,7 @@ func underAny(e error, errs []error) bool {
 
 var (
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
-	intOrString     = reflect.TypeFor[intstr.IntOrString]()
+	intOrString     = reflect.TypeFor[IntOrString]()
 )
 
 // checkShape compares a decoded JSON tree with the Go type it will be

@@ -11,8 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-
-	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
@@ -226,8 +224,8 @@ func kindList(r Rules) string {
 // ValidPort checks a Kubernetes port field (a number, or a numeric
 // string); a named port is refused, since a sidecar does not know the
 // container's ports. The error names path.
-func ValidPort(path string, port intstr.IntOrString) []error {
-	if port.Type == intstr.String {
+func ValidPort(path string, port IntOrString) []error {
+	if port.IsString {
 		if n, err := strconv.Atoi(port.StrVal); err == nil && n >= 1 && n <= 65535 {
 			return nil
 		}
@@ -240,8 +238,8 @@ func ValidPort(path string, port intstr.IntOrString) []error {
 }
 
 // PortNumber returns a validated port's number.
-func PortNumber(port intstr.IntOrString) int {
-	if port.Type == intstr.String {
+func PortNumber(port IntOrString) int {
+	if port.IsString {
 		n, _ := strconv.Atoi(port.StrVal)
 		return n
 	}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
 	"github.com/healthbridge/healthbridge/internal/testutil"
@@ -112,7 +110,7 @@ func TestExecHugeOutputIsCappedAndNeverBlocks(t *testing.T) {
 
 func TestExecMissingBinary(t *testing.T) {
 	c := &config.Check{}
-	c.Exec = &corev1.ExecAction{Command: []string{"no-such-binary-healthbridge"}}
+	c.Exec = &config.ExecAction{Command: []string{"no-such-binary-healthbridge"}}
 	_, err := New(c, probe.Deps{})
 	if err == nil || !strings.HasPrefix(err.Error(), `exec.command[0]: "no-such-binary-healthbridge" not found`) {
 		t.Fatalf("New error %v", err)

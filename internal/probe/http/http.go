@@ -29,7 +29,6 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
@@ -54,7 +53,7 @@ var Kind = probe.Kind{
 	Has:  func(c *config.Check) bool { return c.HTTPGet != nil },
 	Defaults: func(c *config.Check) {
 		if c.HTTPGet.Scheme == "" {
-			c.HTTPGet.Scheme = corev1.URISchemeHTTP
+			c.HTTPGet.Scheme = config.URISchemeHTTP
 		}
 		if c.HTTPGet.Path == "" {
 			c.HTTPGet.Path = "/"
@@ -73,7 +72,7 @@ func validate(c *config.Check, path string) []error {
 	h := c.HTTPGet
 	p := path + ".httpGet"
 	errs := config.ValidPort(p+".port", h.Port)
-	if h.Scheme != corev1.URISchemeHTTP && h.Scheme != corev1.URISchemeHTTPS {
+	if h.Scheme != config.URISchemeHTTP && h.Scheme != config.URISchemeHTTPS {
 		errs = append(errs, config.Errorf(p+".scheme", "must be HTTP or HTTPS, got %q", h.Scheme))
 	}
 	if !strings.HasPrefix(h.Path, "/") {

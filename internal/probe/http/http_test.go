@@ -17,14 +17,11 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
-func checkFor(t *testing.T, rawURL, path string, headers ...corev1.HTTPHeader) *config.Check {
+func checkFor(t *testing.T, rawURL, path string, headers ...config.HTTPHeader) *config.Check {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -32,8 +29,8 @@ func checkFor(t *testing.T, rawURL, path string, headers ...corev1.HTTPHeader) *
 	}
 	port, _ := strconv.Atoi(u.Port())
 	c := &config.Check{}
-	c.HTTPGet = &config.HTTPGetAction{HTTPGetAction: corev1.HTTPGetAction{Host: u.Hostname(), Port: intstr.FromInt(port), Path: path,
-		Scheme: corev1.URIScheme(strings.ToUpper(u.Scheme)), HTTPHeaders: headers}}
+	c.HTTPGet = &config.HTTPGetAction{KubeHTTPGetAction: config.KubeHTTPGetAction{Host: u.Hostname(), Port: config.FromInt(port), Path: path,
+		Scheme: config.URIScheme(strings.ToUpper(u.Scheme)), HTTPHeaders: headers}}
 	return c
 }
 
@@ -77,7 +74,7 @@ func TestRequestHeaders(t *testing.T) {
 	got := make(chan *http.Request, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r }))
 	t.Cleanup(srv.Close)
-	r := probeOnce(t, checkFor(t, srv.URL, "/ready", corev1.HTTPHeader{Name: "X-Probe", Value: "1"}, corev1.HTTPHeader{Name: "Host", Value: "svc.local"}), 2*time.Second)
+	r := probeOnce(t, checkFor(t, srv.URL, "/ready", config.HTTPHeader{Name: "X-Probe", Value: "1"}, config.HTTPHeader{Name: "Host", Value: "svc.local"}), 2*time.Second)
 	if r.Outcome != probe.OutcomeSuccess {
 		t.Fatalf("%v %q", r.Outcome, r.Output)
 	}
@@ -88,12 +85,12 @@ func TestRequestHeaders(t *testing.T) {
 			req.Header.Get("Accept"), req.Header.Get("X-Probe"), req.Host, req.Close)
 	}
 	// A User-Agent header in the spec wins.
-	probeOnce(t, checkFor(t, srv.URL, "/", corev1.HTTPHeader{Name: "User-Agent", Value: "mine"}), 2*time.Second)
+	probeOnce(t, checkFor(t, srv.URL, "/", config.HTTPHeader{Name: "User-Agent", Value: "mine"}), 2*time.Second)
 	if ua := (<-got).Header.Get("User-Agent"); ua != "mine" {
 		t.Fatalf("User-Agent %q", ua)
 	}
 	// A header set to "" removes the default, as the kubelet's request.go.
-	probeOnce(t, checkFor(t, srv.URL, "/", corev1.HTTPHeader{Name: "User-Agent", Value: ""}, corev1.HTTPHeader{Name: "Accept", Value: ""}), 2*time.Second)
+	probeOnce(t, checkFor(t, srv.URL, "/", config.HTTPHeader{Name: "User-Agent", Value: ""}, config.HTTPHeader{Name: "Accept", Value: ""}), 2*time.Second)
 	req = <-got
 	if _, ok := req.Header["User-Agent"]; ok {
 		t.Fatalf("User-Agent sent: %q", req.Header.Get("User-Agent"))
@@ -213,7 +210,7 @@ func TestHTTPSWithoutVerification(t *testing.T) {
 	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	t.Cleanup(plain.Close)
 	c := checkFor(t, plain.URL, "/")
-	c.HTTPGet.Scheme = corev1.URISchemeHTTPS
+	c.HTTPGet.Scheme = config.URISchemeHTTPS
 	if r := probeOnce(t, c, 2*time.Second); r.Outcome != probe.OutcomeFailure {
 		t.Fatalf("HTTPS to an HTTP server: %v %q", r.Outcome, r.Output)
 	}

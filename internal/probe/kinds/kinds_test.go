@@ -10,7 +10,7 @@ import (
 )
 
 // unionFields lists the JSON names of config.Check's probe fields: every
-// field, own or promoted from the embedded corev1.Probe, that holds a
+// field, own or promoted from the embedded config.Probe, that holds a
 // pointer to a struct.
 func unionFields() []string {
 	seen := map[string]bool{}

@@ -7,10 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/intstr"
-
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
 )
@@ -34,7 +30,7 @@ func TestTCP(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 
 	c := &config.Check{}
-	c.TCPSocket = &corev1.TCPSocketAction{Port: intstr.FromInt(port)} // host defaults to 127.0.0.1
+	c.TCPSocket = &config.TCPSocketAction{Port: config.FromInt(port)} // host defaults to 127.0.0.1
 	p, err := New(c, probe.Deps{})
 	if err != nil {
 		t.Fatal(err)
