@@ -1,9 +1,15 @@
 # Conveniences; the README's commands work without make.
-.PHONY: test image bench
+.PHONY: test test-lean image image-lean probe bench
 test:
 	go test -race -timeout 30m ./... ./health/...
+test-lean:
+	go test -race -tags lean -timeout 30m ./...
 image:
 	deploy/build-image.sh healthbridge:latest
+image-lean:
+	deploy/build-image.sh --lean healthbridge:lean
+probe:
+	CGO_ENABLED=0 go build -tags "lean nethttpomithttp2" -trimpath -ldflags="-s -w" -o healthbridge-probe ./cmd/healthbridge-probe
 bench:
 	go test -run XXX -bench . ./internal/server/
 	go run ./bench/readyz -n 50000 -rounds 3

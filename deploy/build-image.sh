@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
-# build-image.sh [--exechealthz] [TAG] - build healthbridge's FROM-scratch image.
-# The binary is built on the host (static, CGO_ENABLED=0) and copied in,
-# because the engine cannot pull a Go image. Prints the image's size.
+# build-image.sh [--lean | --exechealthz] [TAG] - build healthbridge's
+# FROM-scratch image. The binary is built on the host (static,
+# CGO_ENABLED=0) and copied in, because the engine cannot pull a Go image.
+# Prints the image's size.
+#   (default)      the full image, every probe kind: healthbridge:latest.
+#   --lean         the lean image (-tags lean): exec, httpGet, tcpSocket,
+#                  rundir, ttl, dns, udp; no kubernetesPod (client-go), no
+#                  grpc kind and no grpcListen (grpc-go). healthbridge:lean.
 #   --exechealthz  the exechealthz drop-in variant: adds a static busybox
 #                  (sh and its applets, from Debian's busybox-static) for -cmd.
 set -euo pipefail
 variant=default
-if [ "${1:-}" = "--exechealthz" ]; then
-  variant=exechealthz
-  shift
-fi
-tag=${1:-healthbridge:latest}
+tags=
+case "${1:-}" in
+  --exechealthz) variant=exechealthz; shift ;;
+  # nethttpomithttp2 drops net/http's bundled HTTP/2, which healthbridge
+  # never speaks without grpc-go or client-go (a plaintext server; probes
+  # are HTTP/1.1, as the kubelet's).
+  --lean) variant=lean; tags="lean nethttpomithttp2"; shift ;;
+esac
+default_tag=healthbridge:latest
+[ "$variant" = lean ] && default_tag=healthbridge:lean
+tag=${1:-$default_tag}
 root=$(cd "$(dirname "$0")/.." && pwd)
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
-(cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$ctx/healthbridge" ./cmd/healthbridge)
+(cd "$root" && CGO_ENABLED=0 go build -tags "$tags" -trimpath -ldflags="-s -w" -o "$ctx/healthbridge" ./cmd/healthbridge)
 if [ "$variant" = exechealthz ]; then
   bb=$(command -v busybox || true)
   # ldd fails on a static binary ("not a dynamic executable").

@@ -93,6 +93,7 @@ func readyzHas(code int, parts ...string) func(int, string) bool {
 // own, a missing container, a missing pod, empty status, the flip from not
 // ready to ready reaching /readyz within one period, and the pod's deletion.
 func TestKubePodReadiness(t *testing.T) {
+	testutil.NeedFull(t, "the kubernetesPod kind")
 	env, c := kube(t)
 	ns := kubetest.Namespace(t, c)
 	kubetest.GrantPodRead(t, c, ns, kubetest.Reader)
@@ -138,6 +139,7 @@ func TestKubePodReadiness(t *testing.T) {
 // TestKubeRBACDenied: a token that may not read the pod is a clear failure,
 // not a crash.
 func TestKubeRBACDenied(t *testing.T) {
+	testutil.NeedFull(t, "the kubernetesPod kind")
 	env, c := kube(t)
 	ns := kubetest.Namespace(t, c)
 	kubetest.Pod(t, c, ns, "web", "app")
@@ -156,6 +158,7 @@ func TestKubeRBACDenied(t *testing.T) {
 // known status is served until maxStalenessSeconds, then the check fails
 // saying why; when the server returns the watch resumes by itself.
 func TestKubeAPIServerDownAndBack(t *testing.T) {
+	testutil.NeedFull(t, "the kubernetesPod kind")
 	env, c := kube(t)
 	ns := kubetest.Namespace(t, c)
 	kubetest.GrantPodRead(t, c, ns, kubetest.Reader)
@@ -203,6 +206,7 @@ func TestKubeAPIServerDownAndBack(t *testing.T) {
 // TestKubeNoAPIRequestsPerHTTPRequest: 1,000 requests to /readyz cause no
 // API requests, counted from the API server's audit log.
 func TestKubeNoAPIRequestsPerHTTPRequest(t *testing.T) {
+	testutil.NeedFull(t, "the kubernetesPod kind")
 	env, c := kube(t)
 	ns := kubetest.Namespace(t, c)
 	kubetest.GrantPodRead(t, c, ns, kubetest.Reader)
@@ -245,6 +249,7 @@ func TestKubeNoAPIRequestsPerHTTPRequest(t *testing.T) {
 // TestSeed001EnvironmentVariables: http-healthcheck-sidecar's variables, its
 // /health answers, other paths 404 (never a redirect).
 func TestSeed001EnvironmentVariables(t *testing.T) {
+	testutil.NeedFull(t, "the kubernetesPod kind")
 	env, c := kube(t)
 	ns := kubetest.Namespace(t, c)
 	kubetest.GrantPodRead(t, c, ns, kubetest.Reader)

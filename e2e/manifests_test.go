@@ -27,6 +27,7 @@ var docSep = regexp.MustCompile(`(?m)^---\s*$`)
 // and admission, nothing stored), meets our least-privilege and hardening
 // rules, and embeds a healthbridge config that validates.
 func TestManifestsServerSideDryRun(t *testing.T) {
+	testutil.NeedFull(t, "the kubernetesPod kind")
 	env, c := kube(t)
 	ns := kubetest.Namespace(t, c)
 	rc := env.RESTConfig(kubetest.Admin)

@@ -62,6 +62,7 @@ func healthClient(t *testing.T, addr string) healthpb.HealthClient {
 // TestGRPCHealthServiceNames: every service name, with a real grpc-go
 // client and with healthbridge's own one-shot grpc probe.
 func TestGRPCHealthServiceNames(t *testing.T) {
+	testutil.NeedFull(t, "grpcListen")
 	_, addr, file := grpcSidecar(t, "")
 	c := healthClient(t, addr)
 	check := func(service string) (healthpb.HealthCheckResponse_ServingStatus, codes.Code) {
@@ -126,6 +127,7 @@ func TestGRPCHealthServiceNames(t *testing.T) {
 // TestKubeletGRPCProbeAgainstHealthbridge: a pod spec's grpc probe body,
 // pasted into a second healthbridge's check, follows the first's verdict.
 func TestKubeletGRPCProbeAgainstHealthbridge(t *testing.T) {
+	testutil.NeedFull(t, "grpcListen")
 	_, addr, file := grpcSidecar(t, "")
 	port := addr[strings.LastIndex(addr, ":")+1:]
 	cfg := writeConfig(t, "listen: 127.0.0.1:0\nchecks:\n  - name: upstream\n    grpc: {port: "+port+", service: readiness}\n    periodSeconds: 1\n    failureThreshold: 1\n")
@@ -146,6 +148,7 @@ func TestKubeletGRPCProbeAgainstHealthbridge(t *testing.T) {
 // overall verdict NOT_SERVING at once on open streams while liveness stays
 // SERVING.
 func TestGRPCWatch(t *testing.T) {
+	testutil.NeedFull(t, "grpcListen")
 	p, addr, file := grpcSidecar(t, "shutdownDelaySeconds: 4")
 	c := healthClient(t, addr)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -241,6 +244,7 @@ func TestGRPCWatch(t *testing.T) {
 // TestGRPCHealthOverMTLS: grpcTLS with a client CA: only a client with a
 // certificate from it is answered.
 func TestGRPCHealthOverMTLS(t *testing.T) {
+	testutil.NeedFull(t, "grpcListen")
 	dir := t.TempDir()
 	cert, key := testutil.SelfSigned(t, dir, "server.test")
 	cliCert, cliKey := testutil.SelfSigned(t, dir, "client.test")

@@ -24,6 +24,7 @@ import (
 	"github.com/healthbridge/healthbridge/internal/compat"
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/oneshot"
+	"github.com/healthbridge/healthbridge/internal/probe"
 	"github.com/healthbridge/healthbridge/internal/probe/kinds"
 	"github.com/healthbridge/healthbridge/internal/proc"
 )
@@ -85,13 +86,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "run":
 			return runChild(args[1:], stdout, stderr)
 		case "probe":
-			oneshot.UserAgent = "github.com/healthbridge/healthbridge/" + app.Version
 			return oneshot.Probe(args[1:], stdout, stderr)
 		case "check":
-			oneshot.UserAgent = "github.com/healthbridge/healthbridge/" + app.Version
 			return oneshot.Check(args[1:], stdout, stderr)
 		case "version", "--version", "-version":
-			fmt.Fprintln(stdout, "healthbridge", app.Version)
+			fmt.Fprintln(stdout, "healthbridge", probe.Version)
 			return exitOK
 		case "help", "--help", "-help", "-h":
 			// Asked for: the usage goes to stdout and the exit is 0.

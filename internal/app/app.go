@@ -4,8 +4,6 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -13,14 +11,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/notify"
@@ -31,31 +26,6 @@ import (
 	"github.com/healthbridge/healthbridge/internal/server"
 	"github.com/healthbridge/healthbridge/internal/state"
 )
-
-// Version is healthbridge's version, sent in the HTTP probe's User-Agent.
-var Version = "0.1.0"
-
-// serverTLS is the gRPC server's TLS config: its certificate, and with a
-// client CA, mTLS (client certificates required and verified).
-func serverTLS(t *config.ServerTLS) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-	if err != nil {
-		return nil, config.Errorf("grpcTLS.certFile", "%v", err)
-	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if t.ClientCAFile != "" {
-		pem, err := os.ReadFile(t.ClientCAFile)
-		if err != nil {
-			return nil, config.Errorf("grpcTLS.clientCAFile", "%v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, config.Errorf("grpcTLS.clientCAFile", "%s: no PEM certificates", t.ClientCAFile)
-		}
-		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
-	}
-	return tc, nil
-}
 
 // specOf derives a check's one spec from its config and kind: the only
 // place config fields become the store's and the scheduler's view. The
@@ -120,9 +90,8 @@ type Sidecar struct {
 	closers  []io.Closer   // probers holding resources (watches)
 	agent    *server.Agent // nil without agent config
 	agentLn  net.Listener
-	notifier *notify.Notifier   // nil without notify webhooks
-	grpcSrv  *grpc.Server       // nil without grpcListen
-	grpcHlth *server.GRPCHealth // the health service on grpcSrv
+	notifier *notify.Notifier // nil without notify webhooks
+	grpcSrv  grpcServing      // nil without grpcListen
 	grpcLn   net.Listener
 }
 
@@ -175,7 +144,7 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 			errs = append(errs, fmt.Errorf("checks[%d]: no single probe kind", i))
 			continue
 		}
-		deps := probe.Deps{UserAgent: "github.com/healthbridge/healthbridge/" + Version, Kubeconfig: opts.Kubeconfig, ChildPid: opts.ChildPid}
+		deps := probe.Deps{UserAgent: probe.UserAgent(), Kubeconfig: opts.Kubeconfig, ChildPid: opts.ChildPid}
 		build := k.New
 		if pn := pushNew[k]; pn != nil {
 			build = pn
@@ -239,24 +208,17 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		sc.adminSrv = server.NewHTTPServer(admin, log)
 	}
 	if cfg.GRPCListen != "" {
-		var opts []grpc.ServerOption
-		if t := cfg.GRPCTLS; t != nil {
-			tc, err := serverTLS(t)
-			if err != nil {
-				_ = sc.Close()
-				return nil, err
-			}
-			opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+		srv, err := newGRPC(cfg, store)
+		if err != nil {
+			_ = sc.Close()
+			return nil, err
 		}
 		gln, err := net.Listen("tcp", cfg.GRPCListen)
 		if err != nil {
 			_ = sc.Close()
 			return nil, fmt.Errorf("grpcListen: %w", err)
 		}
-		sc.grpcLn = gln
-		sc.grpcSrv = grpc.NewServer(opts...)
-		sc.grpcHlth = server.NewGRPCHealth(store, cfg.GRPCServices)
-		sc.grpcHlth.Register(sc.grpcSrv)
+		sc.grpcLn, sc.grpcSrv = gln, srv
 	}
 	if a := cfg.Agent; a != nil {
 		agln, err := net.Listen("tcp", a.Listen)
@@ -345,14 +307,7 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 		err = errors.Join(err, s.agent.Close())
 	}
 	if s.grpcSrv != nil {
-		s.grpcHlth.Stop() // end the Watch streams, which never end by themselves
-		stopped := make(chan struct{})
-		go func() { s.grpcSrv.GracefulStop(); close(stopped) }()
-		select {
-		case <-stopped:
-		case <-sctx.Done():
-			s.grpcSrv.Stop()
-		}
+		s.grpcSrv.Stop(sctx)
 	}
 	s.stopChecks()
 	closeAll(s.closers)
@@ -448,4 +403,14 @@ func (s *Sidecar) Close() error {
 		}
 	}
 	return err
+}
+
+// grpcServing is grpcListen's server (grpc.go; the lean build has none and
+// refuses grpcListen, grpc_lean.go).
+type grpcServing interface {
+	// Serve serves on ln until Stop; as grpc.Server.Serve.
+	Serve(ln net.Listener) error
+	// Stop ends every Watch stream and stops, gracefully unless ctx ends
+	// first.
+	Stop(ctx context.Context)
 }

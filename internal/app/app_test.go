@@ -205,3 +205,27 @@ func runSidecar(t *testing.T, yaml string) (*Sidecar, context.CancelFunc, <-chan
 	go func() { done <- sc.Run(ctx, nil) }()
 	return sc, stop, done
 }
+
+// TestGRPCListenNeedsTheFullBuild: the lean build refuses grpcListen at
+// start-up, naming the field and the build that serves it, and has nothing
+// listening afterwards; the full build listens.
+func TestGRPCListenNeedsTheFullBuild(t *testing.T) {
+	cfg, err := kinds.Parse([]byte("listen: 127.0.0.1:0\ngrpcListen: 127.0.0.1:0\nchecks:\n  - {name: t, exec: {command: [\"true\"]}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := Build(cfg, Options{})
+	if kinds.Lean {
+		if err == nil || !strings.Contains(err.Error(), "grpcListen: not in this binary (built with -tags lean)") {
+			t.Fatalf("lean build: %v", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	if sc.grpcLn == nil || sc.grpcSrv == nil {
+		t.Fatal("no gRPC listener in the full build")
+	}
+}

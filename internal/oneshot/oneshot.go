@@ -34,8 +34,8 @@ const (
 // DefaultTimeout bounds a one-shot probe unless --timeout says otherwise.
 const DefaultTimeout = 5 * time.Second
 
-// UserAgent is sent by the HTTP probe; set by main to include the version.
-var UserAgent = "healthbridge"
+// UserAgent is sent by HTTP and gRPC probes, as the sidecar's.
+var UserAgent = probe.UserAgent()
 
 // usage is the usage of `healthbridge probe`, one line per kind that has
 // a one-shot form, from the kind list.

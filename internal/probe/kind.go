@@ -1,6 +1,8 @@
 package probe
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -83,4 +85,36 @@ type PushKind struct {
 	// New replaces Kind.New for these checks: their probers read what the
 	// handler received.
 	New func(c *config.Check, d Deps) (Prober, error)
+}
+
+// LeanTag is the build tag that leaves the heavy kinds out of a binary
+// (kubernetesPod, which links client-go; grpc, which links grpc-go), the
+// way Telegraf's and CoreDNS's custom builds leave out plugins.
+const LeanTag = "lean"
+
+// Absent is the descriptor of a kind left out of this binary by the build
+// tag tag: a config or a `healthbridge probe` command line that uses it
+// gets an error saying so and naming the build that has it, instead of an
+// "unknown field". has is the kind's Has; words its one-shot words.
+func Absent(name, tag string, has func(c *config.Check) bool, words ...string) Kind {
+	msg := fmt.Sprintf("the %s kind is not in this binary (built with -tags %s); the full build (image healthbridge, binary healthbridge built without -tags %s) has it", name, tag, tag)
+	k := Kind{
+		Name: name,
+		Has:  has,
+		Validate: func(_ *config.Check, path string) []error {
+			return []error{config.Errorf(path+"."+name, "%s", msg)}
+		},
+		New: func(*config.Check, Deps) (Prober, error) { return nil, config.Errorf(name, "%s", msg) },
+	}
+	if len(words) > 0 {
+		k.OneShot = &OneShot{
+			Words: words,
+			Usage: words[0] + " … (not in this build)",
+			Flags: func(fs *pflag.FlagSet) func(Args) (Prober, string, error) {
+				fs.ParseErrorsAllowlist.UnknownFlags = true
+				return func(Args) (Prober, string, error) { return nil, "", errors.New(msg) }
+			},
+		}
+	}
+	return k
 }

@@ -137,6 +137,14 @@ type Deps struct {
 	ChildPid func() int
 }
 
+// Version is healthbridge's version (set with -ldflags -X), shown by
+// `healthbridge version` and sent in UserAgent.
+var Version = "0.1.0"
+
+// UserAgent is what HTTP and gRPC probes send by default:
+// "github.com/healthbridge/healthbridge/<Version>".
+func UserAgent() string { return "github.com/healthbridge/healthbridge/" + Version }
+
 // MaxOutput is how many bytes of a probe's output are stored: 4096, as
 // Docker's health monitor (moby daemon/health.go).
 const MaxOutput = 4096

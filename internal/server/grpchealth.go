@@ -1,3 +1,5 @@
+//go:build !lean && !nogrpc
+
 package server
 
 import (

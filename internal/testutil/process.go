@@ -80,7 +80,8 @@ func Cleanup() {
 }
 
 // build compiles ./cmd/healthbridge of moduleRoot into a new temporary
-// directory, with the race detector when race is set.
+// directory, with the race detector when race is set, and with -tags lean
+// when the tests run with it.
 func build(moduleRoot string, race bool) (string, error) {
 	dir, err := os.MkdirTemp("", "healthbridge-test")
 	if err != nil {
@@ -88,6 +89,9 @@ func build(moduleRoot string, race bool) (string, error) {
 	}
 	bin := filepath.Join(dir, "healthbridge")
 	args := []string{"build", "-o", bin}
+	if Lean {
+		args = append(args, "-tags", "lean")
+	}
 	env := append(os.Environ(), "CGO_ENABLED=0")
 	if race {
 		args = append(args, "-race")
@@ -101,6 +105,16 @@ func build(moduleRoot string, race bool) (string, error) {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// NeedFull skips a test that needs what the lean build leaves out (the
+// grpc and kubernetesPod kinds, grpcListen) when the tests run with -tags
+// lean; what tells the lean binary's refusal apart is tested on its own.
+func NeedFull(t testing.TB, what string) {
+	t.Helper()
+	if Lean {
+		t.Skipf("needs %s, which the lean build (-tags lean) leaves out", what)
+	}
 }
 
 // Process is a running healthbridge.

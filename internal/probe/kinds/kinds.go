@@ -3,7 +3,10 @@
 // wiring (Of, New, push kinds), the one-shot client (ForWord).
 //
 // Adding a kind means: its package under internal/probe/<kind> exporting a
-// probe.Kind, its field in config.Check, and one line in List. A test
+// probe.Kind, its field in config.Check, and one line in List (a heavy
+// kind, one that links a large library, goes in <kind>_kind.go with a
+// probe.Absent twin in <kind>_absent.go, so that `-tags lean` leaves it
+// out). A test
 // checks that every probe field of config.Check has exactly one entry.
 package kinds
 
@@ -15,27 +18,31 @@ import (
 	"github.com/healthbridge/healthbridge/internal/probe"
 	"github.com/healthbridge/healthbridge/internal/probe/dns"
 	"github.com/healthbridge/healthbridge/internal/probe/exec"
-	"github.com/healthbridge/healthbridge/internal/probe/grpc"
 	"github.com/healthbridge/healthbridge/internal/probe/http"
-	"github.com/healthbridge/healthbridge/internal/probe/kube"
 	"github.com/healthbridge/healthbridge/internal/probe/rundir"
 	"github.com/healthbridge/healthbridge/internal/probe/tcp"
 	"github.com/healthbridge/healthbridge/internal/probe/ttl"
 	"github.com/healthbridge/healthbridge/internal/probe/udp"
 )
 
-// List is every probe kind, in the order messages name them.
+// List is every probe kind, in the order messages name them. The heavy
+// ones (grpcKind, kubeKind) are probe.Absent descriptors in a lean build
+// (grpc_kind.go and grpc_absent.go, kube_kind.go and kube_absent.go).
 var List = []*probe.Kind{
 	&exec.Kind,
 	&http.Kind,
 	&tcp.Kind,
-	&grpc.Kind,
-	&kube.Kind,
+	grpcKind,
+	kubeKind,
 	&rundir.Kind,
 	&ttl.Kind,
 	&dns.Kind,
 	&udp.Kind,
 }
+
+// Lean reports whether a kind was left out of this binary (built with
+// -tags lean, nogrpc or nokube).
+var Lean bool
 
 // Of returns the kind of a validated check (exactly one kind field set),
 // or nil.

@@ -77,3 +77,23 @@ func TestForWord(t *testing.T) {
 		}
 	}
 }
+
+// TestLeanBuildNamesTheFullBuild: with -tags lean, a config that uses a
+// kind the lean build leaves out is refused at load, naming the field and
+// the build that has it; in the full build the same config loads.
+func TestLeanBuildNamesTheFullBuild(t *testing.T) {
+	for _, tc := range []struct{ field, body string }{
+		{"grpc", "grpc: {port: 9090}"},
+		{"kubernetesPod", "kubernetesPod: {pod: web, namespace: default}"},
+	} {
+		_, err := Parse([]byte("checks:\n  - name: x\n    " + tc.body + "\n"))
+		if Lean {
+			want := "checks[0]." + tc.field + ": the " + tc.field + " kind is not in this binary (built with -tags lean)"
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s in the lean build: %v, want %q", tc.field, err, want)
+			}
+		} else if err != nil {
+			t.Errorf("%s in the full build: %v", tc.field, err)
+		}
+	}
+}

@@ -1,0 +1,17 @@
+//go:build lean || nokube
+
+package kinds
+
+import (
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe"
+)
+
+// kubeKind is left out of this build: a config that uses it is told which
+// build has it.
+var kubeKind = func() *probe.Kind {
+	k := probe.Absent("kubernetesPod", probe.LeanTag, func(c *config.Check) bool { return c.KubernetesPod != nil })
+	return &k
+}()
+
+func init() { Lean = true }
