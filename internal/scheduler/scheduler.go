@@ -8,6 +8,12 @@
 // Checks with the startup role gate the others: liveness and readiness
 // checks do not run until every startup check is healthy, and a startup
 // check stops running once it is healthy (the kubelet's rules).
+//
+// First runs are spread, never a burst: check i's first run waits
+// i × Spacing more (Spacing is 1 ms, less when that would push the last
+// first run past the shortest period), so 10,000 checks dial 1,000 a
+// second instead of 10,000 at once — the kubelet, likewise, staggers its
+// workers' first probes when it starts many at once.
 package scheduler
 
 import (
@@ -87,14 +93,32 @@ func (s *Scheduler) Start(ctx context.Context) {
 	s.started = true
 	ctx, s.cancel = context.WithCancel(ctx)
 	start := time.Now()
+	spacing := Spacing(s.checks)
 	for i := range s.checks {
 		c := &s.checks[i]
+		offset := time.Duration(i) * spacing
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.loop(ctx, c, start)
+			s.loop(ctx, c, start, offset)
 		}()
 	}
+}
+
+// MaxSpacing is the largest gap between two checks' first runs.
+const MaxSpacing = time.Millisecond
+
+// Spacing is the gap between consecutive checks' first runs: MaxSpacing,
+// or the shortest period divided by the number of checks when that is
+// less, so every first run falls within the shortest period.
+func Spacing(checks []Check) time.Duration {
+	sp := MaxSpacing
+	for _, c := range checks {
+		if p := c.Slot.Spec().Timing.Period; p > 0 {
+			sp = min(sp, p/time.Duration(len(checks)))
+		}
+	}
+	return sp
 }
 
 // Stop cancels every check, including runs in flight (their contexts are
@@ -125,7 +149,10 @@ func (s *Scheduler) RunNow(name string) bool {
 	return true
 }
 
-func (s *Scheduler) loop(ctx context.Context, c *Check, start time.Time) {
+// loop runs one check: its first run offset after start plus its initial
+// delay (or offset after the startup gate opens, if later), then each
+// period after the previous run ended.
+func (s *Scheduler) loop(ctx context.Context, c *Check, start time.Time, offset time.Duration) {
 	spec := c.Slot.Spec()
 	t := spec.Timing
 	log := s.log.With("check", spec.Name, "kind", spec.Kind)
@@ -139,7 +166,7 @@ func (s *Scheduler) loop(ctx context.Context, c *Check, start time.Time) {
 	}
 	// initialDelaySeconds counts from start, as the kubelet counts it from
 	// the container's start, not from the end of the startup gate.
-	timer := time.NewTimer(max(0, time.Until(start.Add(t.InitialDelay))))
+	timer := time.NewTimer(max(offset, time.Until(start.Add(t.InitialDelay+offset))))
 	defer timer.Stop()
 	var w worker
 	first := true

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -158,8 +159,10 @@ func TestStartupGatesOtherChecks(t *testing.T) {
 		if got, want := boot.startOffsets(start), []time.Duration{0, 2 * time.Second, 4 * time.Second}; !slices.Equal(got, want) {
 			t.Fatalf("startup check ran at %v, want %v", got, want)
 		}
-		// live waits for the gate (its 1s initial delay has passed by then).
-		if got, want := live.startOffsets(start), []time.Duration{4 * time.Second, 14 * time.Second, 24 * time.Second}; !slices.Equal(got, want) {
+		// live waits for the gate (its 1s initial delay has passed by then),
+		// then its first-run spacing (second check: 1 ms).
+		ms := time.Millisecond
+		if got, want := live.startOffsets(start), []time.Duration{4*time.Second + ms, 14*time.Second + ms, 24*time.Second + ms}; !slices.Equal(got, want) {
 			t.Fatalf("liveness check ran at %v, want %v", got, want)
 		}
 	})
@@ -380,9 +383,49 @@ func TestPhaseSpreadsLockStepChecks(t *testing.T) {
 		if got, want := a.startOffsets(start), []time.Duration{0, 10 * time.Second, 20 * time.Second}; !slices.Equal(got, want) {
 			t.Fatalf("a ran at %v, want %v", got, want)
 		}
-		// The first result is not delayed; then b keeps its 4s lead.
-		if got, want := b.startOffsets(start), []time.Duration{0, 6 * time.Second, 16 * time.Second}; !slices.Equal(got, want) {
+		// b's first run comes 1 ms after a's (first-run spacing); then b
+		// keeps its 4s lead.
+		ms := time.Millisecond
+		if got, want := b.startOffsets(start), []time.Duration{ms, 6*time.Second + ms, 16*time.Second + ms}; !slices.Equal(got, want) {
 			t.Fatalf("b ran at %v, want %v", got, want)
 		}
 	})
+}
+
+// TestFirstRunsAreSpread: 2,000 checks started together do not probe in
+// one burst: their first runs are 1 ms apart (Spacing), all within the
+// first period; with a period too short for that, the spacing shrinks so
+// that they still all run within it.
+func TestFirstRunsAreSpread(t *testing.T) {
+	for _, tc := range []struct {
+		period, spacing time.Duration
+	}{
+		{10 * time.Second, time.Millisecond},
+		{time.Second, 500 * time.Microsecond},
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			const n = 2000
+			var checks []tcheck
+			probers := make([]*scripted, n)
+			for i := range n {
+				probers[i] = &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}}
+				checks = append(checks, tcheck{Name: fmt.Sprint("c", i), Prober: probers[i], Period: tc.period, Timeout: time.Second})
+			}
+			s, store := newSched(nil, checks, nil)
+			s.Start(t.Context())
+			time.Sleep(tc.period - time.Nanosecond)
+			synctest.Wait()
+			for i, p := range probers {
+				got := p.startOffsets(start)
+				if len(got) == 0 || got[0] != time.Duration(i)*tc.spacing {
+					t.Fatalf("period %v: check %d first ran at %v, want %v", tc.period, i, got, time.Duration(i)*tc.spacing)
+				}
+			}
+			if !store.Snapshot().Plain(state.ScopeReadiness) {
+				t.Fatalf("period %v: not every check healthy within one period", tc.period)
+			}
+			s.Stop()
+		})
+	}
 }

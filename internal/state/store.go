@@ -78,10 +78,12 @@ type ChildState struct {
 }
 
 // Snapshot is an immutable view of every check, published by the Store.
-// Readers must not modify it.
+// Readers must not modify it, nor the Checks it points to.
 type Snapshot struct {
-	// Checks are in config order.
-	Checks []Check
+	// Checks are in config order. Each *Check is immutable: a new result
+	// replaces a check's pointer, so a publication copies N pointers, not
+	// N checks.
+	Checks []*Check
 	// ShuttingDown is set once SIGTERM arrived: readiness fails.
 	ShuttingDown bool
 	// Child is `healthbridge run`'s child; nil in the other modes.
@@ -97,7 +99,7 @@ func (s *Snapshot) Get(name string) (*Check, bool) {
 	if !ok {
 		return nil, false
 	}
-	return &s.Checks[i], true
+	return s.Checks[i], true
 }
 
 // Transition describes what Record changed.
@@ -116,15 +118,25 @@ func (t Transition) Changed() bool { return t.From != t.To }
 // mutex; readers (the HTTP server, at any rate) load an immutable snapshot
 // through an atomic pointer and never block. Readers that wait for a change
 // (gRPC Watch) take the Changed channel, closed by the next publication.
+//
+// A publication costs one pointer per check (the changed check is a new
+// immutable Check) and the per-scope verdicts are kept as counts of
+// failing checks, updated by each result: at 10,000 checks a result costs
+// microseconds, not a copy of every check and a walk over all of them.
+// SetShuttingDown does not wait for the writers' mutex: readiness fails
+// at once however busy they are.
 type Store struct {
-	// mu guards states and shutting, and orders snapshot publication;
-	// specs and index are read-only after NewStore.
-	mu       sync.Mutex
-	specs    []Spec
-	states   []CheckState
-	shutting bool
-	child    *ChildState // immutable once set; replaced whole by SetChild
-	index    map[string]int
+	// mu guards states, cur, failing and child, and orders snapshot
+	// publication; specs and index are read-only after NewStore.
+	mu      sync.Mutex
+	specs   []Spec
+	states  []CheckState
+	cur     []*Check        // the published form of states[i]
+	failing [scopeCount]int // covered checks not passing, per scope
+	child   *ChildState     // immutable once set; replaced whole by SetChild
+	index   map[string]int
+	// shutting is set once by SetShuttingDown, read without mu.
+	shutting atomic.Bool
 
 	events  []Event // ring of the last EventBacklog transitions
 	eventID uint64  // ID of the last event appended; IDs start at 1
@@ -148,11 +160,14 @@ func NewStore(specs []Spec, now time.Time) *Store {
 	s := &Store{
 		specs:  append([]Spec(nil), specs...),
 		states: make([]CheckState, len(specs)),
+		cur:    make([]*Check, len(specs)),
 		index:  make(map[string]int, len(specs)),
 	}
 	for i, sp := range specs {
 		s.index[sp.Name] = i
 		s.states[i] = Initial(now)
+		s.cur[i] = &Check{Spec: s.specs[i], State: s.states[i]}
+		s.count(i, s.states[i].Status, +1)
 	}
 	first := make(chan struct{})
 	s.changed.Store(&first)
@@ -192,7 +207,7 @@ func (sl *Slot) Record(r probe.Result, now time.Time) (Transition, time.Duration
 	sp := &s.specs[sl.i]
 	prev := s.states[sl.i]
 	next := Next(prev, r, now, sp.Policy)
-	s.states[sl.i] = next
+	s.set(sl.i, next)
 	if next.Status != prev.Status {
 		s.event(sl.i, prev.Status, next.Status, now, r)
 	}
@@ -300,37 +315,85 @@ func (s *Store) Reset(now time.Time) {
 			next.Transitions++
 			s.event(i, prev.Status, next.Status, now, probe.Result{})
 		}
-		s.states[i] = next
+		s.set(i, next)
 	}
 	s.publish()
 }
 
 // SetShuttingDown marks the store as shutting down: from now on readiness
-// fails. It is idempotent.
+// fails. It is idempotent, and it does not wait for the writers' mutex:
+// the published snapshot is copied with the flag set, so /readyz fails at
+// once even while thousands of results queue on the mutex.
 func (s *Store) SetShuttingDown() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.shutting {
-		s.shutting = true
-		s.publish()
+	if !s.shutting.Swap(true) {
+		s.markShutting()
 	}
 }
 
-// publish builds and stores a new snapshot; s.mu must be held.
+// markShutting replaces the published snapshot by a copy with
+// ShuttingDown set, unless it has it. It races publish safely: publish
+// checks the flag again after storing.
+func (s *Store) markShutting() {
+	for {
+		cur := s.snap.Load()
+		if cur.ShuttingDown {
+			return
+		}
+		cp := *cur
+		cp.ShuttingDown = true
+		cp.plain[ScopeReadiness] = false
+		if s.snap.CompareAndSwap(cur, &cp) {
+			s.broadcast()
+			return
+		}
+	}
+}
+
+// set stores check i's new state and its published form, and keeps the
+// failing counts; s.mu must be held.
+func (s *Store) set(i int, st CheckState) {
+	if old := s.states[i].Status; old != st.Status {
+		s.count(i, old, -1)
+		s.count(i, st.Status, +1)
+	}
+	s.states[i] = st
+	s.cur[i] = &Check{Spec: s.specs[i], State: st}
+}
+
+// count adds d to the failing count of each scope check i is covered by
+// and status st does not pass; s.mu must be held (or the store not yet
+// shared).
+func (s *Store) count(i int, st Status, d int) {
+	for sc := Scope(1); sc < scopeCount; sc++ {
+		if sc.Covers(&s.specs[i]) && !sc.Passes(st) {
+			s.failing[sc] += d
+		}
+	}
+}
+
+// publish builds and stores a new snapshot, one pointer per check; s.mu
+// must be held.
 func (s *Store) publish() {
+	shutting := s.shutting.Load()
 	snap := &Snapshot{
-		Checks:       make([]Check, len(s.specs)),
-		ShuttingDown: s.shutting,
+		Checks:       slices.Clone(s.cur),
+		ShuttingDown: shutting,
 		Child:        s.child,
 		index:        s.index, // never modified after NewStore
 	}
-	for i := range s.specs {
-		snap.Checks[i] = Check{Spec: s.specs[i], State: s.states[i]}
-	}
 	for sc := Scope(1); sc < scopeCount; sc++ {
-		snap.plain[sc] = snap.Evaluate(sc, nil).OK
+		snap.plain[sc] = s.failing[sc] == 0 && !(sc == ScopeReadiness && shutting)
 	}
 	s.snap.Store(snap)
+	if !shutting && s.shutting.Load() {
+		s.markShutting() // SetShuttingDown ran meanwhile
+		return
+	}
+	s.broadcast()
+}
+
+// broadcast closes the Changed channel and makes a new one.
+func (s *Store) broadcast() {
 	next := make(chan struct{})
 	close(*s.changed.Swap(&next))
 }

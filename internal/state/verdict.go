@@ -120,8 +120,7 @@ func (s *Snapshot) Evaluate(sc Scope, exclude map[string]bool) Verdict {
 	if sc == ScopeReadiness && s.ShuttingDown {
 		v.OK, v.ShuttingDown = false, true
 	}
-	for i := range s.Checks {
-		c := &s.Checks[i]
+	for _, c := range s.Checks {
 		if !sc.Covers(&c.Spec) {
 			continue
 		}

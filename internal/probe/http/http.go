@@ -205,8 +205,8 @@ func NewURL(u *url.URL, opts Options) *Prober {
 		h.Del("Accept")
 	}
 	tr := &http.Transport{
-		Proxy:               nil, // proxy variables are ignored, as the kubelet
-		DialContext:         (&net.Dialer{}).DialContext,
+		Proxy:               nil,                        // proxy variables are ignored, as the kubelet
+		DialContext:         probe.Dialer().DialContext, // no TIME_WAIT left behind
 		TLSClientConfig:     opts.TLS,
 		DisableKeepAlives:   true,
 		DisableCompression:  true,

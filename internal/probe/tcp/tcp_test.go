@@ -2,8 +2,13 @@ package tcp
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
+	"os"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,5 +58,89 @@ func TestTCP(t *testing.T) {
 	cancel2()
 	if r := NewAddr("127.0.0.1:1").Probe(done); r.Outcome != probe.OutcomeFailure {
 		t.Fatalf("cancelled: %v", r.Outcome)
+	}
+}
+
+// timeWaitTo counts sockets in TIME_WAIT (state 06 in /proc/net/tcp)
+// whose remote end is 127.0.0.1:port, i.e. left by connections to it.
+func timeWaitTo(t *testing.T, port int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Skip("no /proc/net/tcp:", err)
+	}
+	want := fmt.Sprintf("0100007F:%04X", port)
+	n := 0
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 3 && f[2] == want && f[3] == "06" {
+			n++
+		}
+	}
+	return n
+}
+
+// TestProbesLeaveNoTimeWait: 200 probes of a listener that waits for the
+// prober to close leave no socket in TIME_WAIT (probe.Dialer's linger of
+// 0); the same connects with a plain dialer leave one each, which shows
+// the count can see them. The target reads a reset.
+func TestProbesLeaveNoTimeWait(t *testing.T) {
+	run := func(probeOnce func(addr string)) (timeWait int, resets int) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		acceptDone := make(chan struct{})
+		go func() {
+			defer close(acceptDone)
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					// Wait for the prober's close, so it closes first.
+					_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+					_, err := c.Read(make([]byte, 1))
+					if errors.Is(err, syscall.ECONNRESET) {
+						mu.Lock()
+						resets++
+						mu.Unlock()
+					}
+					c.Close()
+				}()
+			}
+		}()
+		const n = 200
+		for range n {
+			probeOnce(ln.Addr().String())
+		}
+		ln.Close()
+		<-acceptDone // every wg.Add has happened
+		wg.Wait()
+		return timeWaitTo(t, ln.Addr().(*net.TCPAddr).Port), resets
+	}
+	tw, resets := run(func(addr string) {
+		if r := NewAddr(addr).Probe(t.Context()); r.Outcome != probe.OutcomeSuccess {
+			t.Fatalf("probe: %+v", r)
+		}
+	})
+	if tw != 0 || resets != 200 {
+		t.Errorf("probes: %d sockets in TIME_WAIT, %d resets seen by the target; want 0 and 200", tw, resets)
+	}
+	plain, _ := run(func(addr string) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	})
+	if plain < 200 {
+		t.Errorf("plain connects left %d sockets in TIME_WAIT, want 200: the count does not see them", plain)
 	}
 }
