@@ -171,7 +171,9 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(server.NewCollector(store), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The check metrics are written by the /metrics handler from the
+	// snapshot (server.Options.Gatherer); the registry holds the rest.
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if len(cfg.Notify) > 0 {
 		nt, err := notify.New(cfg, store, log)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -394,14 +395,15 @@ func TestPhaseSpreadsLockStepChecks(t *testing.T) {
 
 // TestFirstRunsAreSpread: 2,000 checks started together do not probe in
 // one burst: their first runs are 1 ms apart (Spacing), all within the
-// first period; with a period too short for that, the spacing shrinks so
-// that they still all run within it.
+// first half period; with a period too short for that, the spacing shrinks
+// so that they still all run within it; and every check is healthy within
+// one period.
 func TestFirstRunsAreSpread(t *testing.T) {
 	for _, tc := range []struct {
 		period, spacing time.Duration
 	}{
 		{10 * time.Second, time.Millisecond},
-		{time.Second, 500 * time.Microsecond},
+		{time.Second, 250 * time.Microsecond},
 	} {
 		synctest.Test(t, func(t *testing.T) {
 			start := time.Now()
@@ -428,4 +430,30 @@ func TestFirstRunsAreSpread(t *testing.T) {
 			s.Stop()
 		})
 	}
+}
+
+// TestIdleChecksHoldNoGoroutines: 5,000 checks between runs hold no
+// goroutine each (the dispatcher and its heap do the waiting): at 8 KiB of
+// stack per goroutine, 10,000 checks would otherwise cost 80 MB.
+func TestIdleChecksHoldNoGoroutines(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const n = 5000
+		var checks []tcheck
+		p := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}}
+		for i := range n {
+			checks = append(checks, tcheck{Name: fmt.Sprint("c", i), Prober: p, Period: 10 * time.Second, Timeout: time.Second})
+		}
+		before := runtime.NumGoroutine()
+		s, store := newSched(nil, checks, nil)
+		s.Start(t.Context())
+		time.Sleep(7 * time.Second) // every check ran once and waits
+		synctest.Wait()
+		if g := runtime.NumGoroutine() - before; g > 5 {
+			t.Fatalf("%d goroutines for %d idle checks", g, n)
+		}
+		if c, _ := store.Snapshot().Get("c4999"); c.State.Status != state.StatusHealthy {
+			t.Fatalf("the last check has not run: %v", c.State.Status)
+		}
+		s.Stop()
+	})
 }

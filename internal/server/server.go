@@ -29,7 +29,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/healthbridge/healthbridge/internal/state"
 )
@@ -41,7 +40,9 @@ type Options struct {
 	FailureStatusCode int
 	// ExposeOutput puts probe output in bodies instead of "reason withheld".
 	ExposeOutput bool
-	// Gatherer serves /metrics when set.
+	// Gatherer, when set, makes /metrics serve the store's check metrics
+	// (the families of Collector, written directly) followed by what it
+	// gathers. It must not include a Collector of the same store.
 	Gatherer prometheus.Gatherer
 }
 
@@ -87,7 +88,7 @@ func New(store *state.Store, opts Options) *Handler {
 	}
 	h := &Handler{store: store, opts: opts, events: &events{store: store, expose: opts.ExposeOutput, writeTimeout: eventWriteTimeout}}
 	if opts.Gatherer != nil {
-		h.metrics = promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})
+		h.metrics = &metricsHandler{store: store, others: opts.Gatherer}
 	}
 	return h
 }

@@ -1,0 +1,174 @@
+package server
+
+import (
+	"bufio"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+
+	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/state"
+)
+
+// metricsHandler serves /metrics in the Prometheus text format (0.0.4):
+// the check families of Collector, written straight from the snapshot,
+// then whatever others gathers (the Go and process collectors,
+// notifications).
+//
+// The check families are the same series Collector exports through
+// client_golang (a test compares the two), written without building a
+// metric object per series: at 10,000 checks that is 250,000 series, which
+// client_golang gathers in seconds and tens of MB of garbage, and this
+// writes in a fraction of that with one buffer.
+type metricsHandler struct {
+	store  *state.Store
+	others prometheus.Gatherer // must not include a Collector of store
+}
+
+func (m *metricsHandler) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	mfs, err := m.others.Gather()
+	if err != nil && len(mfs) == 0 {
+		http.Error(w, "gathering metrics: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+	bw := bufio.NewWriterSize(w, 32<<10)
+	writeCheckMetrics(bw, m.store.Snapshot())
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(bw, mf); err != nil {
+			return
+		}
+	}
+	_ = bw.Flush()
+}
+
+// metricsWriter appends exposition lines to a buffered writer.
+type metricsWriter struct {
+	w   *bufio.Writer
+	buf []byte
+}
+
+func (m *metricsWriter) family(name, help, typ string) {
+	m.w.WriteString("# HELP " + name + " " + help + "\n# TYPE " + name + " " + typ + "\n")
+}
+
+// series writes name{check="…",kind="…"[,extra="…"]} value.
+func (m *metricsWriter) series(name string, c *state.Check, extraName, extraValue string, v float64) {
+	b := append(m.buf[:0], name...)
+	b = append(b, `{check="`...)
+	b = appendEscaped(b, c.Name)
+	b = append(b, `",kind="`...)
+	b = appendEscaped(b, c.Kind)
+	if extraName != "" {
+		b = append(b, `",`...)
+		b = append(b, extraName...)
+		b = append(b, `="`...)
+		b = appendEscaped(b, extraValue)
+	}
+	b = append(b, `"} `...)
+	b = appendFloat(b, v)
+	b = append(b, '\n')
+	m.buf = b
+	m.w.Write(b)
+}
+
+// appendEscaped escapes a label value as the text format wants.
+func appendEscaped(b []byte, s string) []byte {
+	if !strings.ContainsAny(s, "\\\"\n") {
+		return append(b, s...)
+	}
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			b = append(b, `\\`...)
+		case '"':
+			b = append(b, `\"`...)
+		case '\n':
+			b = append(b, `\n`...)
+		default:
+			b = append(b, s[i])
+		}
+	}
+	return b
+}
+
+// appendFloat formats v as client_golang's text encoder does.
+func appendFloat(b []byte, v float64) []byte {
+	switch {
+	case v == 1:
+		return append(b, '1')
+	case v == 0:
+		return append(b, '0')
+	case math.IsInf(v, +1):
+		return append(b, "+Inf"...)
+	case math.IsInf(v, -1):
+		return append(b, "-Inf"...)
+	case math.IsNaN(v):
+		return append(b, "NaN"...)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
+
+// writeCheckMetrics writes Collector's check families for snap, family by
+// family (the text format wants each family's series together), checks in
+// config order.
+func writeCheckMetrics(w *bufio.Writer, snap *state.Snapshot) {
+	m := &metricsWriter{w: w, buf: make([]byte, 0, 256)}
+	checks := snap.Checks
+	m.family("healthbridge_check_duration_seconds", "Duration of the check's probe runs in seconds.", "histogram")
+	for _, c := range checks {
+		h := &c.State.Durations
+		var cum uint64
+		for i, le := range state.DurationBuckets {
+			cum += h.Buckets[i]
+			m.series("healthbridge_check_duration_seconds_bucket", c, "le", strconv.FormatFloat(le, 'g', -1, 64), float64(cum))
+		}
+		m.series("healthbridge_check_duration_seconds_bucket", c, "le", "+Inf", float64(h.Count))
+		m.series("healthbridge_check_duration_seconds_sum", c, "", "", h.Sum)
+		m.series("healthbridge_check_duration_seconds_count", c, "", "", float64(h.Count))
+	}
+	m.family("healthbridge_check_failing_streak", "Consecutive failing results counted toward failureThreshold.", "gauge")
+	for _, c := range checks {
+		m.series("healthbridge_check_failing_streak", c, "", "", float64(c.State.FailureStreak))
+	}
+	m.family("healthbridge_check_last_duration_seconds", "Duration of the check's last probe run in seconds.", "gauge")
+	for _, c := range checks {
+		if last, ok := c.State.Last(); ok {
+			m.series("healthbridge_check_last_duration_seconds", c, "", "", last.Duration().Seconds())
+		}
+	}
+	m.family("healthbridge_check_probe_total", "Probe runs by outcome (success, failure, unknown, warning, starting).", "counter")
+	for _, c := range checks {
+		for o := probe.Outcome(0); o < probe.NumOutcomes; o++ {
+			m.series("healthbridge_check_probe_total", c, "result", o.String(), float64(c.State.Outcomes[o]))
+		}
+	}
+	m.family("healthbridge_check_status", "Current thresholded status of the check: 1 for the status it is in.", "gauge")
+	for _, c := range checks {
+		for _, st := range []state.Status{state.StatusStarting, state.StatusHealthy, state.StatusUnhealthy} {
+			m.series("healthbridge_check_status", c, "status", st.String(), b2f(c.State.Status == st))
+		}
+	}
+	m.family("healthbridge_check_transitions_total", "Status changes of the check (starting, healthy, unhealthy).", "counter")
+	for _, c := range checks {
+		m.series("healthbridge_check_transitions_total", c, "", "", float64(c.State.Transitions))
+	}
+	m.family("healthbridge_check_up", "1 when the check is healthy, else 0.", "gauge")
+	for _, c := range checks {
+		m.series("healthbridge_check_up", c, "", "", b2f(c.State.Status == state.StatusHealthy))
+	}
+	if ch := snap.Child; ch != nil {
+		m.family("healthbridge_child_restarts_total", "Restarts of the child of healthbridge run, by reason (exit, liveness).", "counter")
+		for _, reason := range []string{"exit", "liveness"} {
+			w.WriteString(`healthbridge_child_restarts_total{reason="` + reason + `"} ` + strconv.FormatUint(ch.Restarts[reason], 10) + "\n")
+		}
+		m.family("healthbridge_child_up", "1 while the child of healthbridge run is running.", "gauge")
+		w.WriteString("healthbridge_child_up " + string(appendFloat(nil, b2f(ch.Pid != 0))) + "\n")
+	}
+	m.family("healthbridge_shutting_down", "1 once healthbridge received SIGTERM and readiness fails.", "gauge")
+	w.WriteString("healthbridge_shutting_down " + string(appendFloat(nil, b2f(snap.ShuttingDown))) + "\n")
+}
