@@ -311,6 +311,7 @@ func hbRound(bin, kind string, n int, period, window time.Duration, addrs []stri
 	time.Sleep(window)
 	cpu1 := procCPU(pid)
 	windowEnd := time.Now()
+	status := procStatus(pid) // before the scrape, whose buffers add to it
 	t := time.Now()
 	runs1, metricsBytes, err := scrapeRuns(client, base)
 	if err != nil {
@@ -332,10 +333,11 @@ func hbRound(bin, kind string, n int, period, window time.Duration, addrs []stri
 			lat = append(lat, time.Hour) // a failure counts as slowest
 		}
 	}
-	status := procStatus(pid)
+	after := procStatus(pid)
 	fmt.Printf("  probes: %.0f/s run, %.0f/s planned; CPU %.2f s in %v = %.0f µs per probe (%.1f%% of one core)\n",
 		float64(probes)/window.Seconds(), float64(n)/period.Seconds(), cpu1-cpu0, window, (cpu1-cpu0)/float64(probes)*1e6, (cpu1-cpu0)/window.Seconds()*100)
-	fmt.Printf("  memory: VmRSS %s, RssAnon %s; threads %s, goroutines %s\n", status["VmRSS"], status["RssAnon"], status["Threads"], goroutines)
+	fmt.Printf("  memory: VmRSS %s, RssAnon %s (after a /metrics scrape: VmRSS %s); threads %s, goroutines %s\n",
+		status["VmRSS"], status["RssAnon"], after["VmRSS"], status["Threads"], goroutines)
 	fmt.Printf("  /readyz latency while probing (%d requests, 10 ms apart): p50 %v p99 %v max %v\n", len(lat), pct(lat, 50), pct(lat, 99), slices.Max(lat).Round(10*time.Microsecond))
 	fmt.Printf("  /metrics scrape: %v, %d bytes\n", scrape.Round(time.Millisecond), metricsBytes)
 	if j, err := jitter(client, base, period, start, windowStart, windowEnd); err == nil {

@@ -95,7 +95,7 @@ func (g *GRPCHealth) Check(_ context.Context, req *healthpb.HealthCheckRequest) 
 func (g *GRPCHealth) List(context.Context, *healthpb.HealthListRequest) (*healthpb.HealthListResponse, error) {
 	snap := g.store.Snapshot()
 	names := append([]string{""}, config.GRPCRoleServices...)
-	for _, c := range snap.Checks {
+	for c := range snap.Checks() {
 		names = append(names, c.Name)
 	}
 	for a := range g.aliases {

@@ -61,7 +61,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	snap := c.store.Snapshot()
-	for _, ck := range snap.Checks {
+	for ck := range snap.Checks() {
 		for o := probe.Outcome(0); o < probe.NumOutcomes; o++ {
 			ch <- prometheus.MustNewConstMetric(descTotal, prometheus.CounterValue, float64(ck.State.Outcomes[o]), ck.Name, ck.Kind, o.String())
 		}

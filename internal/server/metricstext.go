@@ -118,9 +118,9 @@ func appendFloat(b []byte, v float64) []byte {
 // config order.
 func writeCheckMetrics(w *bufio.Writer, snap *state.Snapshot) {
 	m := &metricsWriter{w: w, buf: make([]byte, 0, 256)}
-	checks := snap.Checks
+	checks := snap.Checks()
 	m.family("healthbridge_check_duration_seconds", "Duration of the check's probe runs in seconds.", "histogram")
-	for _, c := range checks {
+	for c := range checks {
 		h := &c.State.Durations
 		var cum uint64
 		for i, le := range state.DurationBuckets {
@@ -132,33 +132,33 @@ func writeCheckMetrics(w *bufio.Writer, snap *state.Snapshot) {
 		m.series("healthbridge_check_duration_seconds_count", c, "", "", float64(h.Count))
 	}
 	m.family("healthbridge_check_failing_streak", "Consecutive failing results counted toward failureThreshold.", "gauge")
-	for _, c := range checks {
+	for c := range checks {
 		m.series("healthbridge_check_failing_streak", c, "", "", float64(c.State.FailureStreak))
 	}
 	m.family("healthbridge_check_last_duration_seconds", "Duration of the check's last probe run in seconds.", "gauge")
-	for _, c := range checks {
+	for c := range checks {
 		if last, ok := c.State.Last(); ok {
 			m.series("healthbridge_check_last_duration_seconds", c, "", "", last.Duration().Seconds())
 		}
 	}
 	m.family("healthbridge_check_probe_total", "Probe runs by outcome (success, failure, unknown, warning, starting).", "counter")
-	for _, c := range checks {
+	for c := range checks {
 		for o := probe.Outcome(0); o < probe.NumOutcomes; o++ {
 			m.series("healthbridge_check_probe_total", c, "result", o.String(), float64(c.State.Outcomes[o]))
 		}
 	}
 	m.family("healthbridge_check_status", "Current thresholded status of the check: 1 for the status it is in.", "gauge")
-	for _, c := range checks {
+	for c := range checks {
 		for _, st := range []state.Status{state.StatusStarting, state.StatusHealthy, state.StatusUnhealthy} {
 			m.series("healthbridge_check_status", c, "status", st.String(), b2f(c.State.Status == st))
 		}
 	}
 	m.family("healthbridge_check_transitions_total", "Status changes of the check (starting, healthy, unhealthy).", "counter")
-	for _, c := range checks {
+	for c := range checks {
 		m.series("healthbridge_check_transitions_total", c, "", "", float64(c.State.Transitions))
 	}
 	m.family("healthbridge_check_up", "1 when the check is healthy, else 0.", "gauge")
-	for _, c := range checks {
+	for c := range checks {
 		m.series("healthbridge_check_up", c, "", "", b2f(c.State.Status == state.StatusHealthy))
 	}
 	if ch := snap.Child; ch != nil {

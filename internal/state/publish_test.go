@@ -85,3 +85,51 @@ func TestShuttingDownSurvivesConcurrentResults(t *testing.T) {
 		}
 	}
 }
+
+// TestSnapshotsShareUnchangedChunks: a result changes its check in new
+// snapshots only; older snapshots keep what they had; chunks without a
+// change are shared, not copied.
+func TestSnapshotsShareUnchangedChunks(t *testing.T) {
+	var specs []Spec
+	for i := range 200 {
+		specs = append(specs, Spec{Name: fmt.Sprint("c", i), Policy: Policy{FailureThreshold: 1}})
+	}
+	s := NewStore(specs, t0)
+	old := s.Snapshot()
+	for _, i := range []int{5, 70, 199} {
+		s.Record(specs[i].Name, probe.Result{Outcome: probe.OutcomeSuccess}, t0)
+	}
+	cur := s.Snapshot()
+	if old.Len() != 200 || cur.Len() != 200 {
+		t.Fatalf("lengths %d %d", old.Len(), cur.Len())
+	}
+	for i := range 200 {
+		want := StatusStarting
+		if i == 5 || i == 70 || i == 199 {
+			want = StatusHealthy
+		}
+		if got := cur.At(i).State.Status; got != want || cur.At(i).Name != specs[i].Name {
+			t.Fatalf("check %d: %v %s, want %v", i, got, cur.At(i).Name, want)
+		}
+		if old.At(i).State.Status != StatusStarting {
+			t.Fatalf("the old snapshot's check %d changed", i)
+		}
+	}
+	// Chunk 2 (checks 128-191) saw no result: the same backing array.
+	if &old.chunks[2][0] != &cur.chunks[2][0] {
+		t.Error("an unchanged chunk was copied")
+	}
+	if &old.chunks[0][0] == &cur.chunks[0][0] {
+		t.Error("a changed chunk was written in place")
+	}
+	n := 0
+	for c := range cur.Checks() {
+		if c.Name != specs[n].Name {
+			t.Fatalf("Checks() order: %s at %d", c.Name, n)
+		}
+		n++
+	}
+	if n != 200 {
+		t.Fatalf("Checks() yielded %d", n)
+	}
+}

@@ -120,7 +120,7 @@ func (s *Snapshot) Evaluate(sc Scope, exclude map[string]bool) Verdict {
 	if sc == ScopeReadiness && s.ShuttingDown {
 		v.OK, v.ShuttingDown = false, true
 	}
-	for _, c := range s.Checks {
+	for c := range s.Checks() {
 		if !sc.Covers(&c.Spec) {
 			continue
 		}
