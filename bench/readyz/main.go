@@ -3,6 +3,13 @@
 // measured in the same run with the same client.
 //
 //	go run ./bench/readyz [-n 200000] [-c 16] [-rounds 3]
+//	go run ./bench/readyz -wrk [-d 5s] [-c 16] [-rounds 3]
+//
+// With -wrk the load comes from wrk (an external load generator, which a
+// Go client's own CPU cannot blur) and the figure is the server's CPU per
+// request: utime+stime of the server process ÷ requests served, with
+// keep-alive and with "Connection: close", as a ratio to the bare
+// handler's.
 //
 // Both servers run as separate processes (the load generator would
 // otherwise steal their CPU unevenly): healthbridge with a config of three
@@ -34,7 +41,15 @@ func main() {
 	c := flag.Int("c", 16, "concurrent keep-alive connections")
 	rounds := flag.Int("rounds", 3, "rounds per server")
 	maxDur := flag.Duration("max", 60*time.Second, "stop a round after this long")
+	useWrk := flag.Bool("wrk", false, "load with wrk and report server CPU per request")
+	dur := flag.Duration("d", 5*time.Second, "with -wrk: duration of each load")
 	flag.Parse()
+	loadWith = func(url string, pid int, keepAlive bool) (float64, float64, error) {
+		return loadWrk(url, pid, keepAlive, *c, *dur)
+	}
+	if !*useWrk {
+		loadWith = nil
+	}
 	if *bare != "" {
 		serveBare(*bare)
 		return
@@ -109,6 +124,9 @@ func run(n, c, rounds int, maxDur time.Duration) error {
 		return err
 	}
 
+	if loadWith != nil {
+		return cpuRounds("http://"+bareAddr+"/readyz", bareCmd.Process.Pid, "http://"+hbAddr+"/readyz", hbCmd.Process.Pid, rounds)
+	}
 	var bareRates, hbRates []float64
 	for r := 0; r < rounds; r++ {
 		br, err := load("http://"+bareAddr+"/readyz", n, c, maxDur)
@@ -207,4 +225,82 @@ func median(xs []float64) float64 {
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
 	return s[len(s)/2]
+}
+
+// loadWith, when set (-wrk), loads a server and returns its CPU seconds
+// per request and the requests served.
+var loadWith func(url string, pid int, keepAlive bool) (cpuPerReq, reqs float64, err error)
+
+// cpuRounds alternates bare and healthbridge, keep-alive then
+// Connection: close, and prints server CPU per request as ratios.
+func cpuRounds(bareURL string, barePid int, hbURL string, hbPid int, rounds int) error {
+	for _, keepAlive := range []bool{true, false} {
+		mode := "keep-alive"
+		if !keepAlive {
+			mode = "Connection: close"
+		}
+		var ratios []float64
+		for r := 0; r < rounds; r++ {
+			b, bn, err := loadWith(bareURL, barePid, keepAlive)
+			if err != nil {
+				return err
+			}
+			h, hn, err := loadWith(hbURL, hbPid, keepAlive)
+			if err != nil {
+				return err
+			}
+			ratios = append(ratios, h/b)
+			fmt.Printf("round %d, %s: server CPU per request: bare %.1f µs (%.0f req), healthbridge /readyz %.1f µs (%.0f req), ratio %.3f\n",
+				r+1, mode, b*1e6, bn, h*1e6, hn, h/b)
+		}
+		s := append([]float64(nil), ratios...)
+		sort.Float64s(s)
+		fmt.Printf("server CPU per request, healthbridge/bare, %s: min %.3f median %.3f max %.3f\n", mode, s[0], median(s), s[len(s)-1])
+	}
+	return nil
+}
+
+// loadWrk runs wrk against url and returns the server's CPU seconds per
+// request (from /proc/<pid>/stat around the run) and the requests.
+func loadWrk(url string, pid int, keepAlive bool, c int, d time.Duration) (float64, float64, error) {
+	args := []string{"-t", "1", "-c", fmt.Sprint(c), "-d", fmt.Sprintf("%ds", int(d.Seconds()))}
+	if !keepAlive {
+		args = append(args, "-H", "Connection: close")
+	}
+	cpu0 := procCPU(pid)
+	out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
+	cpu1 := procCPU(pid)
+	if err != nil {
+		return 0, 0, fmt.Errorf("wrk: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "Non-2xx") {
+		return 0, 0, fmt.Errorf("wrk saw non-2xx answers from %s:\n%s", url, out)
+	}
+	var reqs float64
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[1] == "requests" && f[2] == "in" {
+			fmt.Sscan(f[0], &reqs)
+		}
+	}
+	if reqs == 0 {
+		return 0, 0, fmt.Errorf("wrk output without a request count:\n%s", out)
+	}
+	return (cpu1 - cpu0) / reqs, reqs, nil
+}
+
+// procCPU is utime+stime of pid in seconds.
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	var ticks float64
+	for _, i := range []int{11, 12} {
+		var v float64
+		fmt.Sscan(f[i], &v)
+		ticks += v
+	}
+	return ticks / 100
 }
