@@ -20,6 +20,7 @@ package server
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -116,7 +117,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Fast path: the common load-balancer poll, answered from the
 		// verdict precomputed when the snapshot was published.
 		if r.URL.RawQuery == "" && snap.Plain(sc) && !wantsJSON(r) {
-			writeText(w, http.StatusOK, "ok")
+			writeOK(w)
 			return
 		}
 		h.serveScope(w, r, snap, sc, "")
@@ -319,11 +320,26 @@ var (
 	noStore  = []string{"no-store"}
 )
 
+// writeOK answers the plain passing poll: "ok", text/plain, no-store (a
+// cache between a load balancer and healthbridge must never replay a
+// verdict). It sets one header beyond what net/http writes by itself:
+// every header a handler sets moves net/http off its fast path (sorting and
+// writing a header map), which is the serving path's main cost against a
+// bare handler. X-Content-Type-Options is left to the other answers, whose
+// bodies can carry probe output: a constant "ok" cannot be sniffed into
+// anything.
+func writeOK(w http.ResponseWriter) {
+	hd := w.Header()
+	hd["Content-Type"] = textType
+	hd["Cache-Control"] = noStore
+	_, _ = io.WriteString(w, "ok")
+}
+
 func writeText(w http.ResponseWriter, code int, body string) {
 	hd := w.Header()
 	hd["Content-Type"] = textType
 	hd["X-Content-Type-Options"] = nosniff
 	hd["Cache-Control"] = noStore
 	w.WriteHeader(code)
-	_, _ = w.Write([]byte(body))
+	_, _ = io.WriteString(w, body)
 }
