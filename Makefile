@@ -13,4 +13,10 @@ probe:
 bench:
 	go test -run XXX -bench . ./internal/server/
 	go run ./bench/readyz -n 50000 -rounds 3
+	go run ./bench/readyz -wrk -rounds 5 -d 4s
 	go run ./bench/probe -n 200
+	go run ./bench/idle
+	go run ./bench/scale -linger
+	go run ./bench/scale -kind tcp -n 10000
+	go run ./bench/scale -kind http -n 1000
+	go run ./bench/scale -kind exec -n 200

@@ -1,0 +1,174 @@
+// Command idle measures what an idle sidecar costs in every pod: resident
+// memory (VmRSS, and its anonymous and file-backed parts) of healthbridge's
+// full and lean builds with one `exec true` check every second, against a
+// bare net/http server answering "ok" started the same way in the same run,
+// and the stripped static binaries' sizes:
+//
+//	go run ./bench/idle [-settle 10s] [-rounds 3]
+//
+// Each process is started, serves a few requests, settles, and has its
+// /proc/<pid>/status read; rounds alternate the servers and the figures
+// are medians with min–max. Figures only, nothing asserted.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	bare := flag.String("serve-bare", "", "internal: serve a bare ok handler on this address")
+	settle := flag.Duration("settle", 10*time.Second, "idle time before reading memory")
+	rounds := flag.Int("rounds", 3, "rounds")
+	flag.Parse()
+	if *bare != "" {
+		_ = http.ListenAndServe(*bare, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+		return
+	}
+	if err := run(*settle, *rounds); err != nil {
+		fmt.Fprintln(os.Stderr, "idle:", err)
+		os.Exit(1)
+	}
+}
+
+type target struct {
+	name string
+	argv func(addr string) []string
+}
+
+func run(settle time.Duration, rounds int) error {
+	dir, err := os.MkdirTemp("", "idle")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	builds := []struct{ name, tags, pkg string }{
+		{"healthbridge", "", "./cmd/healthbridge"},
+		{"healthbridge-lean", "lean nethttpomithttp2", "./cmd/healthbridge"},
+		{"healthbridge-probe", "lean nethttpomithttp2", "./cmd/healthbridge-probe"},
+	}
+	for _, b := range builds {
+		cmd := exec.Command("go", "build", "-tags", b.tags, "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, b.name), b.pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %v\n%s", b.name, err, out)
+		}
+		st, _ := os.Stat(filepath.Join(dir, b.name))
+		fmt.Printf("binary %-20s %9d bytes (%.2f MiB)\n", b.name, st.Size(), float64(st.Size())/(1<<20))
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	config := func(addr, checks string) (string, error) {
+		p := filepath.Join(dir, strings.ReplaceAll(addr, ":", "_")+".yaml")
+		return p, os.WriteFile(p, []byte("listen: "+addr+"\nchecks:\n"+checks), 0o644)
+	}
+	const execCheck = "  - {name: t, exec: {command: [\"true\"]}, periodSeconds: 1}\n"
+	threeKinds := execCheck + "  - {name: tcp, tcpSocket: {port: PORT}, periodSeconds: 1}\n  - {name: http, httpGet: {port: PORT, path: /livez}, periodSeconds: 1}\n"
+	targets := []target{
+		{"bare net/http \"ok\"", func(addr string) []string { return []string{self, "-serve-bare", addr} }},
+		{"full, exec true", func(addr string) []string {
+			p, _ := config(addr, execCheck)
+			return []string{filepath.Join(dir, "healthbridge"), "--config", p}
+		}},
+		{"full, exec+tcp+http", func(addr string) []string {
+			_, port, _ := net.SplitHostPort(addr)
+			p, _ := config(addr, strings.ReplaceAll(threeKinds, "PORT", port))
+			return []string{filepath.Join(dir, "healthbridge"), "--config", p}
+		}},
+		{"lean, exec true", func(addr string) []string {
+			p, _ := config(addr, execCheck)
+			return []string{filepath.Join(dir, "healthbridge-lean"), "--config", p}
+		}},
+	}
+	type mem struct{ rss, anon, file []float64 }
+	res := make([]mem, len(targets))
+	for r := 0; r < rounds; r++ {
+		for i, t := range targets {
+			rss, anon, file, err := measure(t.argv, settle)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			res[i].rss = append(res[i].rss, rss)
+			res[i].anon = append(res[i].anon, anon)
+			res[i].file = append(res[i].file, file)
+		}
+	}
+	fmt.Printf("idle memory after %v (median of %d, min-max), MB:\n", settle, rounds)
+	base := median(res[0].rss)
+	for i, t := range targets {
+		fmt.Printf("  %-22s VmRSS %5.1f (%.1f-%.1f)  RssAnon %4.1f  RssFile %4.1f  VmRSS ratio to bare %.2f\n", t.name,
+			median(res[i].rss), slices.Min(res[i].rss), slices.Max(res[i].rss), median(res[i].anon), median(res[i].file), median(res[i].rss)/base)
+	}
+	return nil
+}
+
+// measure starts argv on a free loopback address, waits until it answers
+// /readyz 200 and serves a few requests, lets it settle, and returns its
+// VmRSS, RssAnon and RssFile in MB.
+func measure(argv func(addr string) []string, settle time.Duration) (float64, float64, float64, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	a := argv(addr)
+	cmd := exec.Command(a[0], a[1:]...)
+	if err := cmd.Start(); err != nil {
+		return 0, 0, 0, err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	ok := false
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				ok = true
+				break
+			}
+		}
+	}
+	if !ok {
+		return 0, 0, 0, fmt.Errorf("%s never answered /readyz 200", a[0])
+	}
+	for range 10 {
+		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	time.Sleep(settle)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	kb := func(key string) float64 {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, key+":") {
+				f := strings.Fields(line)
+				v, _ := strconv.ParseFloat(f[1], 64)
+				return v / 1000
+			}
+		}
+		return 0
+	}
+	return kb("VmRSS"), kb("RssAnon"), kb("RssFile"), nil
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
