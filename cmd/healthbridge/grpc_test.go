@@ -13,7 +13,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	_ "google.golang.org/grpc/health" // the client side of healthCheckConfig
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
 	"github.com/healthbridge/healthbridge/internal/testutil"
@@ -261,4 +265,67 @@ func TestGRPCHealthOverMTLS(t *testing.T) {
 			t.Errorf("%q: exit %d, want %d (%s)", tt.args, got, tt.code, stderr)
 		}
 	}
+}
+
+// TestGRPCClientSideHealthChecking: a grpc-go client with the service
+// config's healthCheckConfig and round_robin over two backends, each a
+// healthbridge with grpcListen, stops sending RPCs to the backend whose
+// readiness fails (pushed by the Watch stream it keeps open) and sends
+// them there again once it passes. The RPC the client sends is Health/Check
+// itself, so that the backends are healthbridge alone; grpc.Peer says
+// which backend answered.
+func TestGRPCClientSideHealthChecking(t *testing.T) {
+	testutil.NeedFull(t, "grpcListen")
+	_, addrA, fileA := grpcSidecar(t, "")
+	_, addrB, _ := grpcSidecar(t, "")
+	r := manual.NewBuilderWithScheme("hb")
+	r.InitialState(resolver.State{Addresses: []resolver.Address{{Addr: addrA}, {Addr: addrB}}})
+	conn, err := grpc.NewClient("hb:///backends", grpc.WithResolvers(r),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": "readiness"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := healthpb.NewHealthClient(conn)
+	// served sends n RPCs and counts the answers per backend address.
+	served := func(n int) map[string]int {
+		t.Helper()
+		out := map[string]int{}
+		for range n {
+			var p peer.Peer
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := c.Check(ctx, &healthpb.HealthCheckRequest{Service: "liveness"}, grpc.Peer(&p))
+			cancel()
+			if err != nil {
+				t.Fatalf("RPC: %v", err)
+			}
+			out[p.Addr.String()]++
+		}
+		return out
+	}
+	// until sends batches of 20 RPCs until want holds (bounded).
+	until := func(what string, want func(map[string]int) bool) {
+		t.Helper()
+		var got map[string]int
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if got = served(20); want(got) {
+				return
+			}
+		}
+		t.Fatalf("%s: last 20 RPCs went %v", what, got)
+	}
+	until("both backends serving", func(m map[string]int) bool { return m[addrA] > 0 && m[addrB] > 0 })
+	if err := os.Remove(fileA); err != nil {
+		t.Fatal(err)
+	}
+	until("A's readiness failing", func(m map[string]int) bool { return m[addrA] == 0 && m[addrB] == 20 })
+	// And it stays so: the client is not polling, it was told.
+	if m := served(40); m[addrA] != 0 {
+		t.Fatalf("RPCs reached the backend whose readiness fails: %v", m)
+	}
+	if err := os.WriteFile(fileA, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	until("A ready again", func(m map[string]int) bool { return m[addrA] > 0 && m[addrB] > 0 })
 }
