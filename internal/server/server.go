@@ -133,6 +133,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case "/":
+		if r.URL.Path == "/" && r.Method != http.MethodOptions && wantsHTML(r) {
+			snap := h.store.Snapshot()
+			code := http.StatusOK
+			if !snap.Plain(state.ScopeAll) {
+				code = h.opts.FailureStatusCode
+			}
+			h.servePage(w, r, snap, code)
+			return
+		}
 		q := r.URL.Query()
 		q.Set("verbose", "")
 		r2 := *r

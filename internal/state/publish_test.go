@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
@@ -131,5 +132,33 @@ func TestSnapshotsShareUnchangedChunks(t *testing.T) {
 	}
 	if n != 200 {
 		t.Fatalf("Checks() yielded %d", n)
+	}
+}
+
+// TestTimelineKeepsTheLastResults: each check's timeline holds its last
+// TimelineLen results, oldest first, with start and duration.
+func TestTimelineKeepsTheLastResults(t *testing.T) {
+	s := NewStore([]Spec{{Name: "a", Policy: Policy{FailureThreshold: 1}}, {Name: "b"}}, t0)
+	for i := range TimelineLen + 5 {
+		o := probe.OutcomeSuccess
+		if i%3 == 0 {
+			o = probe.OutcomeFailure
+		}
+		start := t0.Add(time.Duration(i) * time.Second)
+		s.Record("a", probe.Result{Outcome: o, Start: start, End: start.Add(1500 * time.Millisecond)}, start)
+	}
+	tl := s.Timelines()
+	if len(tl) != 2 || len(tl[1]) != 0 || len(tl[0]) != TimelineLen {
+		t.Fatalf("timelines: %d checks, %d and %d marks", len(tl), len(tl[0]), len(tl[1]))
+	}
+	for j, m := range tl[0] {
+		i := j + 5
+		want := probe.OutcomeSuccess
+		if i%3 == 0 {
+			want = probe.OutcomeFailure
+		}
+		if !m.Start().Equal(t0.Add(time.Duration(i)*time.Second).Truncate(time.Millisecond)) || m.Duration() != 1500*time.Millisecond || m.Outcome != want {
+			t.Fatalf("mark %d: %+v", j, m)
+		}
 	}
 }

@@ -153,12 +153,13 @@ func (t Transition) Changed() bool { return t.From != t.To }
 // SetShuttingDown does not wait for the writers' mutex: readiness fails
 // at once however busy they are.
 type Store struct {
-	// mu guards chunks, shared, failing and child, and orders snapshot
+	// mu guards chunks, shared, rings, failing and child, and orders snapshot
 	// publication; specs and index are read-only after NewStore.
 	mu      sync.Mutex
 	specs   []Spec
 	chunks  [][]*Check      // the published form of states, in chunks
 	shared  []bool          // chunks[k] is in the published snapshot: copy before writing
+	rings   []ring          // each check's timeline marks
 	failing [scopeCount]int // covered checks not passing, per scope
 	child   *ChildState     // immutable once set; replaced whole by SetChild
 	index   map[string]int
@@ -192,6 +193,7 @@ func NewStore(specs []Spec, now time.Time) *Store {
 		s.chunks = append(s.chunks, make([]*Check, min(chunkSize, len(specs)-k)))
 	}
 	s.shared = make([]bool, len(s.chunks))
+	s.rings = make([]ring, len(specs))
 	for i, sp := range specs {
 		s.index[sp.Name] = i
 		s.chunks[i/chunkSize][i%chunkSize] = &Check{Spec: s.specs[i], State: Initial(now)}
@@ -236,6 +238,7 @@ func (sl *Slot) Record(r probe.Result, now time.Time) (Transition, time.Duration
 	prev := s.state(sl.i)
 	next := Next(prev, r, now, sp.Policy)
 	s.set(sl.i, next)
+	s.rings[sl.i].add(r, now)
 	if next.Status != prev.Status {
 		s.event(sl.i, prev.Status, next.Status, now, r)
 	}
