@@ -66,10 +66,10 @@ type pagePath struct {
 
 type pageCheck struct {
 	Name, Kind, Roles, State, Symbol, Class, For, Summary string
-	Streak                                               int
-	Results                                              []pageResult
-	Paths                                                []pagePath
-	Width                                                int
+	Streak                                                int
+	Results                                               []pageResult
+	Paths                                                 []pagePath
+	Width                                                 int
 }
 
 type pageData struct {
