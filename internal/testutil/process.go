@@ -363,3 +363,27 @@ func Report(t *testing.T, format string, args ...any) {
 }
 
 var reportMu sync.Mutex
+
+// EnvArtifacts names a directory where tests save artifacts (a status page
+// screenshot); .ci/run sets it. Unset: a directory under the system's
+// temporary directory.
+const EnvArtifacts = "HEALTHBRIDGE_TEST_ARTIFACTS"
+
+// Artifact writes data as name in the artifacts directory and returns its
+// path.
+func Artifact(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	dir := os.Getenv(EnvArtifacts)
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "healthbridge-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("artifact: %s", p)
+	return p
+}
