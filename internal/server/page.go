@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/healthbridge/healthbridge/internal/config"
@@ -25,7 +26,11 @@ import (
 //go:embed page/status.html
 var pageFS embed.FS
 
-var pageTmpl = template.Must(template.New("status.html").ParseFS(pageFS, "page/status.html"))
+// pageTmpl is parsed on the first page asked for, not at start-up: most
+// sidecars never serve one.
+var pageTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("status.html").ParseFS(pageFS, "page/status.html"))
+})
 
 // pageCSP allows the page's own inline style and script and connections
 // back to this server (/events, the refresh), and nothing else.
@@ -104,7 +109,7 @@ func (h *Handler) servePage(w http.ResponseWriter, r *http.Request, snap *state.
 		i++
 	}
 	var b bytes.Buffer
-	if err := pageTmpl.Execute(&b, d); err != nil {
+	if err := pageTmpl().Execute(&b, d); err != nil {
 		http.Error(w, "rendering the status page: "+err.Error(), http.StatusInternalServerError)
 		return
 	}

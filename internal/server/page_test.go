@@ -123,3 +123,11 @@ func BenchmarkStatusPage1000(b *testing.B) {
 	}
 	b.ReportMetric(float64(size), "bytes/page")
 }
+
+// TestPageTemplateParses: the embedded template parses (it is parsed
+// lazily, so a broken one would otherwise surface only in a browser).
+func TestPageTemplateParses(t *testing.T) {
+	if pageTmpl().Lookup("status.html") == nil {
+		t.Fatal("no status.html template")
+	}
+}
