@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -100,5 +101,13 @@ func TestMetricsEndpointIsOneValidExposition(t *testing.T) {
 	}
 	if _, ok := fams["healthbridge_check_up"]; !ok {
 		t.Error("the check metrics are missing")
+	}
+	// The endpoint's own text passes client_golang's linter.
+	problems, err := promlint.New(strings.NewReader(r.body)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
 }
