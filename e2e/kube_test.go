@@ -326,3 +326,43 @@ func TestSeed001EnvironmentVariables(t *testing.T) {
 		t.Fatalf("bad override: %v %s", err, out)
 	}
 }
+
+// TestKubePodCheckMemory reports the idle memory of the full static build
+// (not the race-detector build the other tests run) with one
+// kubernetesPod check, an informer on one pod, beside the same build with
+// one exec check: what the kube client costs in a pod. Figures only.
+func TestKubePodCheckMemory(t *testing.T) {
+	testutil.NeedFull(t, "the kubernetesPod kind")
+	env, c := kube(t)
+	ns := kubetest.Namespace(t, c)
+	kubetest.GrantPodRead(t, c, ns, kubetest.Reader)
+	kubetest.Pod(t, c, ns, "web", "app")
+	kubetest.SetReady(t, c, ns, "web", map[string]bool{"app": true})
+	kc, err := env.Kubeconfig(kubetest.Reader, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	static := testutil.StaticBinary(t, "..")
+	measure := func(checks string, args ...string) string {
+		cfg := testutil.WriteFile(t, "hb.yaml", "listen: 127.0.0.1:0\nchecks:\n"+checks)
+		p := testutil.StartEnv(t, static, []string{"POD_NAMESPACE=" + ns, "HOSTNAME=web"}, append([]string{"--config", cfg}, args...)...)
+		p.WaitFor(t, "/readyz", readyzHas(200))
+		time.Sleep(5 * time.Second)
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, line := range strings.Split(string(b), "\n") {
+			for _, k := range []string{"VmRSS:", "RssAnon:", "RssFile:"} {
+				if strings.HasPrefix(line, k) {
+					out = append(out, strings.Join(strings.Fields(line), " "))
+				}
+			}
+		}
+		return strings.Join(out, ", ")
+	}
+	pod := measure(podCheck("app", "container: app"), "--kubeconfig", kc)
+	exec := measure("  - {name: t, exec: {command: [\"true\"]}, periodSeconds: 1}\n")
+	testutil.Report(t, "idle memory of the full static build: with a kubernetesPod check (an informer on one pod) %s; with an exec check %s", pod, exec)
+}
