@@ -24,6 +24,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/healthbridge/healthbridge/bench/internal/measure"
 )
 
 func main() {
@@ -96,7 +98,7 @@ func run(settle time.Duration, rounds int) error {
 	res := make([]mem, len(targets))
 	for r := 0; r < rounds; r++ {
 		for i, t := range targets {
-			rss, anon, file, err := measure(t.argv, settle)
+			rss, anon, file, err := sample(t.argv, settle)
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
@@ -106,18 +108,18 @@ func run(settle time.Duration, rounds int) error {
 		}
 	}
 	fmt.Printf("idle memory after %v (median of %d, min-max), MB:\n", settle, rounds)
-	base := median(res[0].rss)
+	base := measure.Median(res[0].rss)
 	for i, t := range targets {
 		fmt.Printf("  %-22s VmRSS %5.1f (%.1f-%.1f)  RssAnon %4.1f  RssFile %4.1f  VmRSS ratio to bare %.2f\n", t.name,
-			median(res[i].rss), slices.Min(res[i].rss), slices.Max(res[i].rss), median(res[i].anon), median(res[i].file), median(res[i].rss)/base)
+			measure.Median(res[i].rss), slices.Min(res[i].rss), slices.Max(res[i].rss), measure.Median(res[i].anon), measure.Median(res[i].file), measure.Median(res[i].rss)/base)
 	}
 	return nil
 }
 
-// measure starts argv on a free loopback address, waits until it answers
+// sample starts argv on a free loopback address, waits until it answers
 // /readyz 200 and serves a few requests, lets it settle, and returns its
 // VmRSS, RssAnon and RssFile in MB.
-func measure(argv func(addr string) []string, settle time.Duration) (float64, float64, float64, error) {
+func sample(argv func(addr string) []string, settle time.Duration) (float64, float64, float64, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, 0, 0, err
@@ -165,10 +167,4 @@ func measure(argv func(addr string) []string, settle time.Duration) (float64, fl
 		return 0
 	}
 	return kb("VmRSS"), kb("RssAnon"), kb("RssFile"), nil
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

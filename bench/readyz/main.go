@@ -33,6 +33,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/healthbridge/healthbridge/bench/internal/measure"
 )
 
 func main() {
@@ -140,7 +142,7 @@ func run(n, c, rounds int, maxDur time.Duration) error {
 		bareRates, hbRates = append(bareRates, br), append(hbRates, hr)
 		fmt.Printf("round %d: bare %.0f req/s, healthbridge /readyz %.0f req/s (ratio %.3f)\n", r+1, br, hr, hr/br)
 	}
-	mb, mh := median(bareRates), median(hbRates)
+	mb, mh := measure.Median(bareRates), measure.Median(hbRates)
 	fmt.Printf("median: bare %.0f req/s, healthbridge /readyz %.0f req/s\nratio healthbridge/bare: %.3f (%d requests x %d rounds, %d connections)\n",
 		mb, mh, mh/mb, n, rounds, c)
 	return nil
@@ -221,12 +223,6 @@ func load(url string, n, c int, maxDur time.Duration) (float64, error) {
 	return float64(done.Load()) / time.Since(start).Seconds(), nil
 }
 
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	return s[len(s)/2]
-}
-
 // loadWith, when set (-wrk), loads a server and returns its CPU seconds
 // per request and the requests served.
 var loadWith func(url string, pid int, keepAlive bool) (cpuPerReq, reqs float64, err error)
@@ -255,7 +251,7 @@ func cpuRounds(bareURL string, barePid int, hbURL string, hbPid int, rounds int)
 		}
 		s := append([]float64(nil), ratios...)
 		sort.Float64s(s)
-		fmt.Printf("server CPU per request, healthbridge/bare, %s: min %.3f median %.3f max %.3f\n", mode, s[0], median(s), s[len(s)-1])
+		fmt.Printf("server CPU per request, healthbridge/bare, %s: min %.3f median %.3f max %.3f\n", mode, s[0], measure.Median(s), s[len(s)-1])
 	}
 	return nil
 }
@@ -267,9 +263,9 @@ func loadWrk(url string, pid int, keepAlive bool, c int, d time.Duration) (float
 	if !keepAlive {
 		args = append(args, "-H", "Connection: close")
 	}
-	cpu0 := procCPU(pid)
+	cpu0 := measure.CPU(pid, false)
 	out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
-	cpu1 := procCPU(pid)
+	cpu1 := measure.CPU(pid, false)
 	if err != nil {
 		return 0, 0, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
@@ -286,21 +282,4 @@ func loadWrk(url string, pid int, keepAlive bool, c int, d time.Duration) (float
 		return 0, 0, fmt.Errorf("wrk output without a request count:\n%s", out)
 	}
 	return (cpu1 - cpu0) / reqs, reqs, nil
-}
-
-// procCPU is utime+stime of pid in seconds.
-func procCPU(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	var ticks float64
-	for _, i := range []int{11, 12} {
-		var v float64
-		fmt.Sscan(f[i], &v)
-		ticks += v
-	}
-	return ticks / 100
 }

@@ -49,6 +49,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/healthbridge/healthbridge/bench/internal/measure"
 )
 
 func main() {
@@ -136,7 +138,7 @@ func run(kind string, n int, period, window time.Duration, rounds int, bin, tags
 	for i := range hbCPU {
 		ratios = append(ratios, hbCPU[i]/floorCPU[i])
 	}
-	fmt.Printf("CPU per probe ratio to the floor (%s, n=%d): min %.2f median %.2f max %.2f\n", kind, n, slices.Min(ratios), median(ratios), slices.Max(ratios))
+	fmt.Printf("CPU per probe ratio to the floor (%s, n=%d): min %.2f median %.2f max %.2f\n", kind, n, slices.Min(ratios), measure.Median(ratios), slices.Max(ratios))
 	return nil
 }
 
@@ -306,12 +308,12 @@ func hbRound(bin, kind string, n int, period, window time.Duration, addrs []stri
 	if err != nil {
 		return 0, err
 	}
-	cpu0 := procCPU(pid)
+	cpu0 := measure.CPU(pid, true)
 	windowStart := time.Now()
 	time.Sleep(window)
-	cpu1 := procCPU(pid)
+	cpu1 := measure.CPU(pid, true)
 	windowEnd := time.Now()
-	status := procStatus(pid) // before the scrape, whose buffers add to it
+	status := measure.Status(pid) // before the scrape, whose buffers add to it
 	t := time.Now()
 	runs1, metricsBytes, err := scrapeRuns(client, base)
 	if err != nil {
@@ -333,7 +335,7 @@ func hbRound(bin, kind string, n int, period, window time.Duration, addrs []stri
 			lat = append(lat, time.Hour) // a failure counts as slowest
 		}
 	}
-	after := procStatus(pid)
+	after := measure.Status(pid)
 	fmt.Printf("  probes: %.0f/s run, %.0f/s planned; CPU %.2f s in %v = %.0f µs per probe (%.1f%% of one core)\n",
 		float64(probes)/window.Seconds(), float64(n)/period.Seconds(), cpu1-cpu0, window, (cpu1-cpu0)/float64(probes)*1e6, (cpu1-cpu0)/window.Seconds()*100)
 	fmt.Printf("  memory: VmRSS %s, RssAnon %s (after a /metrics scrape: VmRSS %s); threads %s, goroutines %s\n",
@@ -437,34 +439,6 @@ func get(client *http.Client, url string) (int, string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err
-}
-
-// procCPU is utime+stime+cutime+cstime of pid, in seconds.
-func procCPU(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	var ticks float64
-	for _, i := range []int{11, 12, 13, 14} { // fields 14-17 of stat
-		v, _ := strconv.ParseFloat(f[i], 64)
-		ticks += v
-	}
-	return ticks / 100 // USER_HZ
-}
-
-func procStatus(pid int) map[string]string {
-	out := map[string]string{}
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if ok {
-			out[k] = strings.Join(strings.Fields(v), " ")
-		}
-	}
-	return out
 }
 
 // timeWait counts TIME_WAIT sockets (state 06) on the prober's side
@@ -579,12 +553,6 @@ func lingerReport() error {
 		fmt.Printf("linger: %-30s 2,000 connects in %v: TIME_WAIT %d on the prober's side, %d on the target's\n", mode.name, took.Round(time.Millisecond), p, s)
 	}
 	return nil
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 func pct(v []time.Duration, p int) time.Duration {
