@@ -61,6 +61,7 @@ func browser(t *testing.T) context.Context {
 // (a marker set in the page survives), each within one period plus a
 // second of the flip, and shows state in words; a screenshot is saved.
 func TestStatusPageInChromium(t *testing.T) {
+	testutil.NeedFull(t, "the status page")
 	ctx := browser(t)
 	flag := filepath.Join(t.TempDir(), "up")
 	if err := os.WriteFile(flag, nil, 0o644); err != nil {
@@ -154,6 +155,7 @@ checks:
 // loads and renders in Chromium; its size and the time to the last row
 // are reported.
 func TestStatusPage1000ChecksInChromium(t *testing.T) {
+	testutil.NeedFull(t, "the status page")
 	ctx := browser(t)
 	var b strings.Builder
 	b.WriteString("listen: 127.0.0.1:0\nchecks:\n")

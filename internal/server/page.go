@@ -1,3 +1,5 @@
+//go:build !lean
+
 package server
 
 import (
@@ -23,6 +25,11 @@ import (
 // reload. Its status code is /'s verdict, as for any other client of /: a
 // page never turns a failing verdict into a 2xx.
 
+// hasPage: this build serves the status page (the lean build does not:
+// html/template's reflection keeps every exported method in the binary,
+// 1.9 MB; page_lean.go).
+const hasPage = true
+
 //go:embed page/status.html
 var pageFS embed.FS
 
@@ -35,17 +42,6 @@ var pageTmpl = sync.OnceValue(func() *template.Template {
 // pageCSP allows the page's own inline style and script and connections
 // back to this server (/events, the refresh), and nothing else.
 const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-
-// wantsHTML reports whether the client asks for HTML first: the first media
-// range of Accept is text/html (browsers send "text/html,…"). "*/*",
-// "text/*" or nothing keep the plain answer, so that no poller mistakes a
-// page for health.
-func wantsHTML(r *http.Request) bool {
-	a := r.Header.Get("Accept")
-	first, _, _ := strings.Cut(a, ",")
-	first, _, _ = strings.Cut(first, ";")
-	return strings.EqualFold(strings.TrimSpace(first), "text/html")
-}
 
 type pageVerdict struct {
 	Path string

@@ -133,7 +133,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case "/":
-		if r.URL.Path == "/" && r.Method != http.MethodOptions && wantsHTML(r) {
+		if hasPage && r.URL.Path == "/" && r.Method != http.MethodOptions && wantsHTML(r) {
 			snap := h.store.Snapshot()
 			code := http.StatusOK
 			if !snap.Plain(state.ScopeAll) {

@@ -108,8 +108,8 @@ func build(moduleRoot string, race bool) (string, error) {
 }
 
 // NeedFull skips a test that needs what the lean build leaves out (the
-// grpc and kubernetesPod kinds, grpcListen) when the tests run with -tags
-// lean; what tells the lean binary's refusal apart is tested on its own.
+// grpc and kubernetesPod kinds, grpcListen, the status page) when the
+// tests run with -tags lean; what tells the lean binary's refusal apart is tested on its own.
 func NeedFull(t testing.TB, what string) {
 	t.Helper()
 	if Lean {
