@@ -363,3 +363,16 @@ func TestPID1WithoutItsOwnProc(t *testing.T) {
 		t.Fatalf("%d zombie children of healthbridge (host pid %d)", n, hb)
 	}
 }
+
+// TestGOGCDefault: healthbridge runs its collector at GOGC 50 unless $GOGC
+// is set, as the Go runtime reports it in go_gc_gogc_percent.
+func TestGOGCDefault(t *testing.T) {
+	cfg := writeConfig(t, "listen: 127.0.0.1:0\nchecks:\n  - {name: t, exec: {command: [\"true\"]}}\n")
+	for env, want := range map[string]string{"GOGC=": "go_gc_gogc_percent 50\n", "GOGC=80": "go_gc_gogc_percent 80\n"} {
+		p := testutil.StartEnv(t, bin(t), []string{env}, "--config", cfg)
+		if _, body := p.WaitFor(t, "/metrics", func(code int, _ string) bool { return code == 200 }); !strings.Contains(body, want) {
+			i := max(strings.Index(body, "go_gc_gogc_percent "), 0)
+			t.Errorf("%s: want %q, /metrics has %q", env, want, body[i:min(len(body), i+40)])
+		}
+	}
+}

@@ -160,6 +160,7 @@ type Store struct {
 	chunks  [][]*Check      // the published form of states, in chunks
 	shared  []bool          // chunks[k] is in the published snapshot: copy before writing
 	rings   []ring          // each check's timeline marks
+	epoch   time.Time       // what the marks' start times count from
 	failing [scopeCount]int // covered checks not passing, per scope
 	child   *ChildState     // immutable once set; replaced whole by SetChild
 	index   map[string]int
@@ -194,6 +195,7 @@ func NewStore(specs []Spec, now time.Time) *Store {
 	}
 	s.shared = make([]bool, len(s.chunks))
 	s.rings = make([]ring, len(specs))
+	s.epoch = now.Add(-time.Hour) // results may have started a little before
 	for i, sp := range specs {
 		s.index[sp.Name] = i
 		s.chunks[i/chunkSize][i%chunkSize] = &Check{Spec: s.specs[i], State: Initial(now)}
@@ -238,7 +240,7 @@ func (sl *Slot) Record(r probe.Result, now time.Time) (Transition, time.Duration
 	prev := s.state(sl.i)
 	next := Next(prev, r, now, sp.Policy)
 	s.set(sl.i, next)
-	s.rings[sl.i].add(r, now)
+	s.rings[sl.i].add(r, now, s.epoch)
 	if next.Status != prev.Status {
 		s.event(sl.i, prev.Status, next.Status, now, r)
 	}
