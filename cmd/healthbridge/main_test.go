@@ -367,6 +367,7 @@ func TestPID1WithoutItsOwnProc(t *testing.T) {
 // TestGOGCDefault: healthbridge runs its collector at GOGC 50 unless $GOGC
 // is set, as the Go runtime reports it in go_gc_gogc_percent.
 func TestGOGCDefault(t *testing.T) {
+	testutil.NeedFull(t, "the Go runtime metrics")
 	cfg := writeConfig(t, "listen: 127.0.0.1:0\nchecks:\n  - {name: t, exec: {command: [\"true\"]}}\n")
 	for env, want := range map[string]string{"GOGC=": "go_gc_gogc_percent 50\n", "GOGC=80": "go_gc_gogc_percent 80\n"} {
 		p := testutil.StartEnv(t, bin(t), []string{env}, "--config", cfg)
@@ -374,5 +375,19 @@ func TestGOGCDefault(t *testing.T) {
 			i := max(strings.Index(body, "go_gc_gogc_percent "), 0)
 			t.Errorf("%s: want %q, /metrics has %q", env, want, body[i:min(len(body), i+40)])
 		}
+	}
+}
+
+// TestMetricsByBuild: /metrics has healthbridge's families in every build;
+// the Go runtime's and the process's only in the full one (the lean build
+// links no Prometheus client).
+func TestMetricsByBuild(t *testing.T) {
+	cfg := writeConfig(t, "listen: 127.0.0.1:0\nchecks:\n  - {name: t, exec: {command: [\"true\"]}}\n")
+	p := start(t, "--config", cfg)
+	_, body := p.WaitFor(t, "/metrics", func(code int, body string) bool {
+		return code == 200 && strings.Contains(body, `healthbridge_check_up{check="t",kind="exec"} 1`)
+	})
+	if got := strings.Contains(body, "\ngo_goroutines "); got == testutil.Lean {
+		t.Fatalf("go_goroutines present: %v, lean build: %v", got, testutil.Lean)
 	}
 }

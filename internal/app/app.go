@@ -14,9 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/notify"
 	"github.com/healthbridge/healthbridge/internal/probe"
@@ -170,23 +167,22 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		checks = append(checks, scheduler.Check{Slot: slot, Prober: probers[i]})
 	}
 
-	reg := prometheus.NewRegistry()
 	// The check metrics are written by the /metrics handler from the
-	// snapshot (server.Options.Gatherer); the registry holds the rest.
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// snapshot; these are the rest.
+	metrics := server.MetricsWriters{runtimeMetrics()}
 	if len(cfg.Notify) > 0 {
 		nt, err := notify.New(cfg, store, log)
 		if err != nil {
 			closeAll(closers)
 			return nil, err
 		}
-		reg.MustRegister(nt)
+		metrics = append(metrics, nt)
 		sc.notifier = nt
 	}
 	sopts := server.Options{
 		FailureStatusCode: cfg.FailureStatusCode,
 		ExposeOutput:      cfg.ExposeOutput,
-		Gatherer:          reg,
+		Metrics:           metrics,
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

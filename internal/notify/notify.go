@@ -26,8 +26,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/state"
 )
@@ -245,15 +243,15 @@ func (n *Notifier) body(h *hook, ev state.Event) []byte {
 	return b
 }
 
-var descNotifications = prometheus.NewDesc("healthbridge_notifications_total",
-	"Webhook notifications by result: sent, failed (after every attempt), dropped (queue full).", []string{"result"}, nil)
-
-// Describe implements prometheus.Collector.
-func (n *Notifier) Describe(ch chan<- *prometheus.Desc) { ch <- descNotifications }
-
-// Collect implements prometheus.Collector.
-func (n *Notifier) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.MustNewConstMetric(descNotifications, prometheus.CounterValue, float64(n.sent.Load()), "sent")
-	ch <- prometheus.MustNewConstMetric(descNotifications, prometheus.CounterValue, float64(n.failed.Load()), "failed")
-	ch <- prometheus.MustNewConstMetric(descNotifications, prometheus.CounterValue, float64(n.dropped.Load()), "dropped")
+// WriteMetrics writes healthbridge_notifications_total{result}, webhook
+// notifications by result (sent, failed after every attempt, dropped
+// because the queue was full), in the Prometheus text format (0.0.4).
+func (n *Notifier) WriteMetrics(w io.Writer) error {
+	_, err := fmt.Fprintf(w, "# HELP healthbridge_notifications_total Webhook notifications by result: sent, failed (after every attempt), dropped (queue full).\n"+
+		"# TYPE healthbridge_notifications_total counter\n"+
+		"healthbridge_notifications_total{result=\"dropped\"} %d\n"+
+		"healthbridge_notifications_total{result=\"failed\"} %d\n"+
+		"healthbridge_notifications_total{result=\"sent\"} %d\n",
+		n.dropped.Load(), n.failed.Load(), n.sent.Load())
+	return err
 }

@@ -1,3 +1,5 @@
+//go:build !lean
+
 package server
 
 import (
@@ -90,11 +92,4 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descChildRestarts, prometheus.CounterValue, float64(c.Restarts[reason]), reason)
 		}
 	}
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }

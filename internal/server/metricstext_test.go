@@ -1,44 +1,20 @@
+//go:build !lean
+
 package server
 
 import (
 	"bufio"
 	"bytes"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/healthbridge/healthbridge/internal/probe"
 	"github.com/healthbridge/healthbridge/internal/state"
 )
-
-// exposition parses text-format metrics and re-encodes them family by
-// family, lines sorted, so that two expositions of the same series compare
-// equal whatever their order.
-func exposition(t *testing.T, text string) map[string][]string {
-	t.Helper()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(strings.NewReader(text))
-	if err != nil {
-		t.Fatalf("not valid text format: %v\n%s", err, text)
-	}
-	out := map[string][]string{}
-	for name, mf := range mfs {
-		var b bytes.Buffer
-		if _, err := expfmt.MetricFamilyToText(&b, mf); err != nil {
-			t.Fatal(err)
-		}
-		lines := strings.Split(strings.TrimSpace(b.String()), "\n")
-		slices.Sort(lines)
-		out[name] = lines
-	}
-	return out
-}
 
 // TestCheckMetricsTextMatchesCollector: the /metrics fast path writes the
 // same families and series, with the same values, as Collector through
@@ -79,35 +55,5 @@ func TestCheckMetricsTextMatchesCollector(t *testing.T) {
 				t.Errorf("step %d: family %s:\n got %q\nwant %q", i, name, g[name], lines)
 			}
 		}
-	}
-}
-
-// TestMetricsEndpointIsOneValidExposition: /metrics with other collectors
-// is one valid exposition (no family twice) with both parts.
-func TestMetricsEndpointIsOneValidExposition(t *testing.T) {
-	s := newStore()
-	record(s, "web", probe.OutcomeSuccess, "")
-	reg := prometheus.NewRegistry()
-	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "healthbridge_notifications_total", Help: "x"})
-	c.Add(3)
-	reg.MustRegister(c)
-	r := get(t, New(s, Options{Gatherer: reg}), "GET", "/metrics")
-	if r.code != 200 || !strings.HasPrefix(r.hdr.Get("Content-Type"), "text/plain; version=0.0.4") {
-		t.Fatalf("%d %q", r.code, r.hdr.Get("Content-Type"))
-	}
-	fams := exposition(t, r.body)
-	if _, ok := fams["healthbridge_notifications_total"]; !ok {
-		t.Error("the gathered counter is missing")
-	}
-	if _, ok := fams["healthbridge_check_up"]; !ok {
-		t.Error("the check metrics are missing")
-	}
-	// The endpoint's own text passes client_golang's linter.
-	problems, err := promlint.New(strings.NewReader(r.body)).Lint()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range problems {
-		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
 }

@@ -29,8 +29,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/healthbridge/healthbridge/internal/state"
 )
 
@@ -41,10 +39,11 @@ type Options struct {
 	FailureStatusCode int
 	// ExposeOutput puts probe output in bodies instead of "reason withheld".
 	ExposeOutput bool
-	// Gatherer, when set, makes /metrics serve the store's check metrics
-	// (the families of Collector, written directly) followed by what it
-	// gathers. It must not include a Collector of the same store.
-	Gatherer prometheus.Gatherer
+	// Metrics, when set, makes /metrics serve the store's check metrics
+	// (written from the snapshot) followed by what it writes (the Go and
+	// process metrics, notifications). It must not write the check
+	// families again.
+	Metrics MetricsWriter
 }
 
 // Server timeouts: a slow client cannot hold a server.
@@ -88,8 +87,8 @@ func New(store *state.Store, opts Options) *Handler {
 		opts.FailureStatusCode = http.StatusServiceUnavailable
 	}
 	h := &Handler{store: store, opts: opts, events: &events{store: store, expose: opts.ExposeOutput, writeTimeout: eventWriteTimeout}}
-	if opts.Gatherer != nil {
-		h.metrics = &metricsHandler{store: store, others: opts.Gatherer}
+	if opts.Metrics != nil {
+		h.metrics = &metricsHandler{store: store, others: opts.Metrics}
 	}
 	return h
 }
