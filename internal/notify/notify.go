@@ -52,6 +52,9 @@ type Notifier struct {
 
 	// retryInitial is the first backoff, shorter in tests.
 	retryInitial time.Duration
+	// from is the last event ID when the notifier was built: every later
+	// transition is sent, also those recorded before Run started.
+	from uint64
 }
 
 type hook struct {
@@ -65,7 +68,9 @@ type hook struct {
 // now (files, environment), so a missing one is a start-up error that
 // names the field; they are never logged.
 func New(cfg *config.Config, store *state.Store, log *slog.Logger) (*Notifier, error) {
-	n := &Notifier{store: store, log: log, expose: cfg.ExposeOutput, retryInitial: retryInitial}
+	// Transitions count from now, when the checks have not run yet, not
+	// from when Run starts: the scheduler may record the first ones before.
+	n := &Notifier{store: store, log: log, expose: cfg.ExposeOutput, retryInitial: retryInitial, from: store.LastEventID()}
 	for i, w := range cfg.Notify {
 		h := &hook{cfg: w, headers: http.Header{}, queue: make(chan state.Event, QueueSize),
 			client: &http.Client{Timeout: time.Duration(w.TimeoutSeconds) * time.Second}}
@@ -111,7 +116,7 @@ func (n *Notifier) Run(ctx context.Context) {
 // read queues each new transition on the webhooks that want it, never
 // waiting: a full queue drops it.
 func (n *Notifier) read(ctx context.Context) {
-	last := n.store.LastEventID()
+	last := n.from
 	for {
 		changed := n.store.Changed()
 		evs, lost := n.store.EventsSince(last)

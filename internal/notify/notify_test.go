@@ -83,7 +83,6 @@ func setup(t *testing.T, hooks ...config.NotifyWebhook) (*state.Store, *Notifier
 	done := make(chan struct{})
 	go func() { n.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	time.Sleep(20 * time.Millisecond) // Run has taken the last event ID
 	return store, n
 }
 
@@ -182,5 +181,36 @@ func TestHangingReceiverNeitherBlocksNorLosesCount(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("dropped %d, want the overflow counted", n.dropped.Load())
 		}
+	}
+}
+
+// TestTransitionsBeforeRunAreSent: a transition recorded after the
+// notifier was built but before Run started (the scheduler starts first,
+// and a loaded machine may run a check before the notifier's goroutine) is
+// sent; one recorded before it was built is not.
+func TestTransitionsBeforeRunAreSent(t *testing.T) {
+	rc := &receiver{}
+	url := rc.start(t)
+	cfg := &config.Config{Notify: []config.NotifyWebhook{{URL: url}}, ExposeOutput: true,
+		Checks: []config.Check{{Name: "db"}}}
+	cfg.SetDefaults(nil)
+	store := state.NewStore([]state.Spec{{Name: "db", Kind: "exec", Policy: state.Policy{FailureThreshold: 1}}}, t0)
+	flip(store, "db", 0) // before New: not sent
+	n, err := New(cfg, store, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip(store, "db", 1) // after New, before Run: sent
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	got := waitN(t, rc, 1)
+	if !strings.Contains(got[0], `"to":"unhealthy"`) {
+		t.Fatalf("first notification %s", got[0])
+	}
+	time.Sleep(200 * time.Millisecond) // nothing else arrives
+	if len(rc.got()) != 1 {
+		t.Fatalf("notifications %v", rc.got())
 	}
 }
