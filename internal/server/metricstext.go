@@ -38,12 +38,24 @@ func (ws MetricsWriters) WriteMetrics(w io.Writer) error {
 const textFormat = "text/plain; version=0.0.4; charset=utf-8"
 
 // metricsHandler serves /metrics in the Prometheus text format (0.0.4):
-// the check families, written straight from the snapshot, then what
-// others writes (the Go and process collectors, notifications).
+// the check families, written straight from the snapshot at scrape time
+// (so the scheduler needs no metrics hooks), then what others writes (the
+// Go and process collectors, notifications):
 //
-// The check families are the same series Collector exports through
-// client_golang (a test compares the two), written without building a
-// metric object per series: at 10,000 checks that is 250,000 series, which
+//	healthbridge_check_probe_total{check,kind,result}   counter of runs by outcome
+//	healthbridge_check_status{check,kind,status}        1 for the current status
+//	healthbridge_check_up{check,kind}                   1 when healthy, as blackbox's probe_success
+//	healthbridge_check_last_duration_seconds{check,kind} duration of the last run
+//	healthbridge_check_failing_streak{check,kind}        consecutive failures counted
+//	healthbridge_check_transitions_total{check,kind}     status changes
+//	healthbridge_check_duration_seconds{check,kind}      histogram of run durations
+//	healthbridge_shutting_down                          1 after SIGTERM
+//	healthbridge_child_up                               1 while `run`'s child runs (run mode only)
+//	healthbridge_child_restarts_total{reason}           its restarts: exit, liveness (run mode only)
+//
+// These are the same series that client_golang's metric types give (a
+// test compares them with such a collector, collector_test.go), written
+// without building a metric object per series: at 10,000 checks that is 250,000 series, which
 // client_golang gathers in seconds and tens of MB of garbage, and this
 // writes in a fraction of that with one buffer. It needs no Prometheus
 // client, so the lean build links none.

@@ -9,25 +9,15 @@ import (
 	"github.com/healthbridge/healthbridge/internal/state"
 )
 
-// Collector exports the store's state as Prometheus metrics, read from the
-// current snapshot at scrape time (so the scheduler needs no metrics hooks):
-//
-//	healthbridge_check_probe_total{check,kind,result}   counter of runs by outcome
-//	healthbridge_check_status{check,kind,status}        1 for the current status
-//	healthbridge_check_up{check,kind}                   1 when healthy, as blackbox's probe_success
-//	healthbridge_check_last_duration_seconds{check,kind} duration of the last run
-//	healthbridge_check_failing_streak{check,kind}        consecutive failures counted
-//	healthbridge_check_transitions_total{check,kind}     status changes
-//	healthbridge_check_duration_seconds{check,kind}      histogram of run durations
-//	healthbridge_shutting_down                          1 after SIGTERM
-//	healthbridge_child_up                               1 while `run`'s child runs (run mode only)
-//	healthbridge_child_restarts_total{reason}           its restarts: exit, liveness (run mode only)
+// Collector is the test oracle for writeCheckMetrics: the same check
+// families built through client_golang's metric types, so that a test can
+// compare the two series by series and lint them with client_golang's
+// linter. The product writes them with writeCheckMetrics.
 type Collector struct {
 	store *state.Store
 }
 
-// NewCollector returns a collector for store; register it on your own
-// prometheus.Registry.
+// NewCollector returns a collector for store.
 func NewCollector(store *state.Store) *Collector { return &Collector{store: store} }
 
 var (
