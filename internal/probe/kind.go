@@ -96,9 +96,9 @@ const LeanTag = "lean"
 // tag tag: a config or a `healthbridge probe` command line that uses it
 // gets an error saying so and naming the build that has it, instead of an
 // "unknown field". has is the kind's Has; words its one-shot words.
-func Absent(name, tag string, has func(c *config.Check) bool, words ...string) Kind {
+func Absent(name, tag string, has func(c *config.Check) bool, words ...string) *Kind {
 	msg := fmt.Sprintf("the %s kind is not in this binary (built with -tags %s); the full build (image healthbridge, binary healthbridge built without -tags %s) has it", name, tag, tag)
-	k := Kind{
+	k := &Kind{
 		Name: name,
 		Has:  has,
 		Validate: func(_ *config.Check, path string) []error {

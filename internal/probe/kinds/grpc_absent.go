@@ -9,9 +9,6 @@ import (
 
 // grpcKind is left out of this build: a config or a command line that uses
 // it is told which build has it.
-var grpcKind = func() *probe.Kind {
-	k := probe.Absent("grpc", probe.LeanTag, func(c *config.Check) bool { return c.GRPC != nil }, "grpc")
-	return &k
-}()
+var grpcKind = probe.Absent("grpc", probe.LeanTag, func(c *config.Check) bool { return c.GRPC != nil }, "grpc")
 
 func init() { Lean = true }

@@ -9,9 +9,6 @@ import (
 
 // kubeKind is left out of this build: a config that uses it is told which
 // build has it.
-var kubeKind = func() *probe.Kind {
-	k := probe.Absent("kubernetesPod", probe.LeanTag, func(c *config.Check) bool { return c.KubernetesPod != nil })
-	return &k
-}()
+var kubeKind = probe.Absent("kubernetesPod", probe.LeanTag, func(c *config.Check) bool { return c.KubernetesPod != nil })
 
 func init() { Lean = true }
