@@ -51,6 +51,7 @@ import (
 	"time"
 
 	"github.com/healthbridge/healthbridge/bench/internal/measure"
+	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
 func main() {
@@ -170,7 +171,8 @@ func runFloor(kind string, n int, period, window time.Duration, addrs []string) 
 	counting := atomic.Bool{}
 	ctx, cancel := context.WithCancel(context.Background())
 	spacing := min(time.Millisecond, period/time.Duration(n))
-	dialer := &net.Dialer{Timeout: time.Second, Control: lingerZero}
+	dialer := probe.Dialer() // the probes' own: SO_LINGER 0
+	dialer.Timeout = time.Second
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
@@ -230,13 +232,6 @@ func rusageCPU() float64 {
 	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
 	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 	return tv(self.Utime) + tv(self.Stime) + tv(kids.Utime) + tv(kids.Stime)
-}
-
-// lingerZero sets SO_LINGER {on, 0}, as healthbridge's probe dialer.
-func lingerZero(_, _ string, rc syscall.RawConn) error {
-	return rc.Control(func(fd uintptr) {
-		_ = syscall.SetsockoptLinger(int(fd), syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1, Linger: 0})
-	})
 }
 
 // hbRound runs healthbridge with n checks and returns its CPU seconds per
