@@ -89,10 +89,8 @@ checks:
 	p := testutil.Start(t, bin(t), "--config", cfg)
 	p.WaitFor(t, "/livez/database", func(code int, _ string) bool { return code == 200 })
 
-	// within bounds one browser step.
-	within := func(what string) (context.Context, context.CancelFunc) {
-		return context.WithTimeout(ctx, 60*time.Second)
-	}
+	// within bounds browser steps; the tab lives in ctx.
+	within := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 60*time.Second) }
 	must := func(what string, err error) {
 		t.Helper()
 		if err != nil {
@@ -100,7 +98,7 @@ checks:
 		}
 	}
 	row := chromedp.CSS(`#check-database td.state`)
-	c, cancel := within("load")
+	c, cancel := within()
 	must("load", chromedp.Do(c, chromedp.Navigate(p.Addr+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#check-database td.state[data-state="healthy"]`))))
 	_, err := chromedp.Run(c, chromedp.Evaluate[bool](`window.__notReloaded = true`))
@@ -119,7 +117,7 @@ checks:
 		if err := change(); err != nil {
 			t.Fatal(err)
 		}
-		c, cancel := within(want)
+		c, cancel := within()
 		defer cancel()
 		must("wait for "+want, chromedp.Do(c, chromedp.WaitVisible(chromedp.CSS(`#check-database td.state[data-state="`+want+`"]`))))
 		took := time.Since(at)
@@ -131,7 +129,7 @@ checks:
 		return took
 	}
 	down := flip("unhealthy", func() error { return os.Remove(flag) })
-	c, cancel = within("read")
+	c, cancel = within()
 	html, err := chromedp.Run(c, chromedp.OuterHTML(chromedp.CSS(`#check-database`)))
 	must("read the row", err)
 	if !strings.Contains(html, "✘ unhealthy") || !strings.Contains(html, "database is down") || !strings.Contains(html, "exit code 1") {
