@@ -22,7 +22,6 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -125,26 +124,28 @@ func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
 		ctx: ctx, cancel: cancel, done: make(chan struct{})}, nil
 }
 
-// podScheme knows core/v1 only. The generated clientset would register
-// every API group and add about 25 MB to the binary; pods are all we read.
+// podScheme knows the reduced Pod and PodList (pod.go) as core/v1 types,
+// and metav1's list options. The generated clientset would register every
+// API group and add about 25 MB to the binary; pods are all we read.
 var (
 	podScheme = runtime.NewScheme()
 	podCodecs = serializer.NewCodecFactory(podScheme)
 	podParams = runtime.NewParameterCodec(podScheme)
 )
 
+// coreV1 is the core API group's version v1.
+var coreV1 = schema.GroupVersion{Version: "v1"}
+
 func init() {
-	if err := corev1.AddToScheme(podScheme); err != nil {
-		panic(err)
-	}
-	metav1.AddToGroupVersion(podScheme, schema.GroupVersion{Version: "v1"})
+	podScheme.AddKnownTypes(coreV1, &Pod{}, &PodList{})
+	metav1.AddToGroupVersion(podScheme, coreV1)
 }
 
 // newPodClient is a REST client for the core/v1 API.
 func newPodClient(rc *rest.Config) (*rest.RESTClient, error) {
 	c := rest.CopyConfig(rc)
 	c.APIPath = "/api"
-	c.GroupVersion = &corev1.SchemeGroupVersion
+	c.GroupVersion = &coreV1
 	c.NegotiatedSerializer = podCodecs.WithoutConversion()
 	if c.UserAgent == "" {
 		c.UserAgent = rest.DefaultKubernetesUserAgent()
@@ -192,7 +193,7 @@ func (p *Prober) start() {
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 			opts.FieldSelector = selector
-			l := &corev1.PodList{}
+			l := &PodList{}
 			err := p.client.Get().Namespace(p.ns).Resource("pods").
 				VersionedParams(&opts, podParams).Do(ctx).Into(l)
 			p.noteContact(err)
@@ -207,7 +208,7 @@ func (p *Prober) start() {
 			return w, err
 		},
 	}
-	p.informer = cache.NewSharedIndexInformer(lw, &corev1.Pod{}, 0, cache.Indexers{})
+	p.informer = cache.NewSharedIndexInformer(lw, &Pod{}, 0, cache.Indexers{})
 	_ = p.informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) { p.noteContact(err) })
 	go func() {
 		defer close(p.done)
@@ -253,9 +254,9 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	if err != nil {
 		return probe.Unknown(err)
 	}
-	var pod *corev1.Pod
+	var pod *Pod
 	if obj, ok, _ := p.informer.GetStore().GetByKey(where); ok {
-		pod = obj.(*corev1.Pod)
+		pod = obj.(*Pod)
 	}
 	ok, reason := Ready(pod, p.container, p.self)
 	if pod == nil {

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-
-	corev1 "k8s.io/api/core/v1"
 )
 
 // Ready judges a pod's readiness as the kubelet reported it.
@@ -24,7 +22,7 @@ import (
 //
 // An empty containerStatuses, a container that does not exist, a pod
 // that does not exist (nil) are never ready.
-func Ready(pod *corev1.Pod, container, self string) (bool, string) {
+func Ready(pod *Pod, container, self string) (bool, string) {
 	if pod == nil {
 		return false, "pod not found"
 	}
@@ -77,7 +75,7 @@ func Ready(pod *corev1.Pod, container, self string) (bool, string) {
 
 // judgedNames lists the containers and native sidecars of the spec, minus
 // self.
-func judgedNames(pod *corev1.Pod, self string) []string {
+func judgedNames(pod *Pod, self string) []string {
 	var names []string
 	for _, c := range pod.Spec.InitContainers {
 		if isSidecar(c) && c.Name != self {
@@ -100,13 +98,13 @@ func judgedNames(pod *corev1.Pod, self string) []string {
 	return names
 }
 
-func isSidecar(c corev1.Container) bool {
-	return c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+func isSidecar(c Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == ContainerRestartPolicyAlways
 }
 
 // runningInit names an ordinary init container that has not terminated
 // successfully, or "".
-func runningInit(pod *corev1.Pod) string {
+func runningInit(pod *Pod) string {
 	for _, c := range pod.Spec.InitContainers {
 		if isSidecar(c) {
 			continue
@@ -119,8 +117,8 @@ func runningInit(pod *corev1.Pod) string {
 	return ""
 }
 
-func findStatus(pod *corev1.Pod, name string) (corev1.ContainerStatus, bool) {
-	for _, list := range [][]corev1.ContainerStatus{pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses} {
+func findStatus(pod *Pod, name string) (ContainerStatus, bool) {
+	for _, list := range [][]ContainerStatus{pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses} {
 		for _, st := range list {
 			// Case-insensitive, as http-healthcheck-sidecar compares
 			// (strings.ToLower): Kubernetes names are lowercase anyway.
@@ -129,10 +127,10 @@ func findStatus(pod *corev1.Pod, name string) (corev1.ContainerStatus, bool) {
 			}
 		}
 	}
-	return corev1.ContainerStatus{}, false
+	return ContainerStatus{}, false
 }
 
-func inSpec(pod *corev1.Pod, name string) bool {
+func inSpec(pod *Pod, name string) bool {
 	for _, n := range specNames(pod) {
 		if strings.EqualFold(n, name) {
 			return true
@@ -141,7 +139,7 @@ func inSpec(pod *corev1.Pod, name string) bool {
 	return false
 }
 
-func specNames(pod *corev1.Pod) []string {
+func specNames(pod *Pod) []string {
 	var names []string
 	for _, c := range pod.Spec.Containers {
 		names = append(names, c.Name)
@@ -155,7 +153,7 @@ func specNames(pod *corev1.Pod) []string {
 	return names
 }
 
-func describeState(st corev1.ContainerStatus) string {
+func describeState(st ContainerStatus) string {
 	switch s := st.State; {
 	case s.Waiting != nil:
 		if s.Waiting.Reason != "" {

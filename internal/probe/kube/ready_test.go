@@ -4,33 +4,32 @@ import (
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-func pod(spec []string, sidecars []string, inits []string, statuses map[string]bool) *corev1.Pod {
-	always := corev1.ContainerRestartPolicyAlways
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"}}
+func pod(spec []string, sidecars []string, inits []string, statuses map[string]bool) *Pod {
+	always := ContainerRestartPolicyAlways
+	p := &Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"}}
 	for _, n := range spec {
-		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: n})
+		p.Spec.Containers = append(p.Spec.Containers, Container{Name: n})
 	}
 	for _, n := range inits {
-		p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: n})
+		p.Spec.InitContainers = append(p.Spec.InitContainers, Container{Name: n})
 	}
 	for _, n := range sidecars {
-		p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: n, RestartPolicy: &always})
+		p.Spec.InitContainers = append(p.Spec.InitContainers, Container{Name: n, RestartPolicy: &always})
 	}
 	for n, ready := range statuses {
-		st := corev1.ContainerStatus{Name: n, Ready: ready, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}
+		st := ContainerStatus{Name: n, Ready: ready, State: ContainerState{Running: &ContainerStateRunning{}}}
 		isInit := false
 		for _, c := range p.Spec.InitContainers {
 			isInit = isInit || c.Name == n
 		}
 		if isInit {
 			if !ready && !contains(sidecars, n) {
-				st.State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+				st.State = ContainerState{Running: &ContainerStateRunning{}}
 			} else if !contains(sidecars, n) {
-				st.State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 0, Reason: "Completed"}}
+				st.State = ContainerState{Terminated: &ContainerStateTerminated{ExitCode: 0, Reason: "Completed"}}
 			}
 			p.Status.InitContainerStatuses = append(p.Status.InitContainerStatuses, st)
 		} else {
@@ -55,7 +54,7 @@ func TestReady(t *testing.T) {
 	terminating.DeletionTimestamp = &now
 	tests := []struct {
 		name      string
-		pod       *corev1.Pod
+		pod       *Pod
 		container string
 		self      string
 		ok        bool
