@@ -3,7 +3,9 @@
 # FROM-scratch image. The binary is built on the host (static,
 # CGO_ENABLED=0) and copied in, because the engine cannot pull a Go image.
 # Prints the image's size.
-#   (default)      the full image, every probe kind: healthbridge:latest.
+#   (default)      the full image, every probe kind: healthbridge:latest;
+#                  the kubernetesPod kind's watch is the second binary,
+#                  healthbridge-kube, started only by a config that uses it.
 #   --lean         the lean image (-tags lean): exec, httpGet, tcpSocket,
 #                  rundir, ttl, dns, udp; no kubernetesPod (client-go), no
 #                  grpc kind and no grpcListen (grpc-go). healthbridge:lean.
@@ -26,6 +28,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 (cd "$root" && CGO_ENABLED=0 go build -tags "$tags" -trimpath -ldflags="-s -w" -o "$ctx/healthbridge" ./cmd/healthbridge)
+if [ "$variant" = default ]; then
+  (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$ctx/healthbridge-kube" ./cmd/healthbridge-kube)
+fi
 if [ "$variant" = exechealthz ]; then
   bb=$(command -v busybox || true)
   # ldd fails on a static binary ("not a dynamic executable").
@@ -37,6 +42,8 @@ if [ "$variant" = exechealthz ]; then
   cp "$root/deploy/Dockerfile.exechealthz" "$ctx/Dockerfile"
 else
   cp "$root/deploy/Dockerfile" "$root/deploy/healthbridge.yaml" "$ctx/"
+  # The lean image has no kubernetesPod kind, so no helper.
+  [ "$variant" = lean ] && sed -i '/healthbridge-kube/d' "$ctx/Dockerfile"
 fi
 docker build -q -t "$tag" "$ctx" >/dev/null
 size=$(docker image inspect "$tag" --format '{{.Size}}')

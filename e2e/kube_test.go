@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/healthbridge/healthbridge/internal/kubetest"
+	"github.com/healthbridge/healthbridge/internal/proc"
 	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
@@ -329,8 +331,10 @@ func TestSeed001EnvironmentVariables(t *testing.T) {
 
 // TestKubePodCheckMemory reports the idle memory of the full static build
 // (not the race-detector build the other tests run) with one
-// kubernetesPod check, an informer on one pod, beside the same build with
-// one exec check: what the kube client costs in a pod. Figures only.
+// kubernetesPod check, beside the same build with one exec check: what
+// the kube client costs in a pod. The watch runs in the helper
+// healthbridge-kube, so both processes are reported. Figures only, beyond
+// the helper being there, a child of healthbridge.
 func TestKubePodCheckMemory(t *testing.T) {
 	testutil.NeedFull(t, "the kubernetesPod kind")
 	env, c := kube(t)
@@ -343,12 +347,8 @@ func TestKubePodCheckMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	static := testutil.StaticBinary(t, "..")
-	measure := func(checks string, args ...string) string {
-		cfg := testutil.WriteFile(t, "hb.yaml", "listen: 127.0.0.1:0\nchecks:\n"+checks)
-		p := testutil.StartEnv(t, static, []string{"POD_NAMESPACE=" + ns, "HOSTNAME=web"}, append([]string{"--config", cfg}, args...)...)
-		p.WaitFor(t, "/readyz", readyzHas(200))
-		time.Sleep(5 * time.Second)
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Cmd.Process.Pid))
+	status := func(pid int) string {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -362,7 +362,45 @@ func TestKubePodCheckMemory(t *testing.T) {
 		}
 		return strings.Join(out, ", ")
 	}
-	pod := measure(podCheck("app", "container: app"), "--kubeconfig", kc)
-	exec := measure("  - {name: t, exec: {command: [\"true\"]}, periodSeconds: 1}\n")
-	testutil.Report(t, "idle memory of the full static build: with a kubernetesPod check (an informer on one pod) %s; with an exec check %s", pod, exec)
+	measure := func(checks string, args ...string) (main string, helper string) {
+		cfg := testutil.WriteFile(t, "hb.yaml", "listen: 127.0.0.1:0\nchecks:\n"+checks)
+		p := testutil.StartEnv(t, static, []string{"POD_NAMESPACE=" + ns, "HOSTNAME=web"}, append([]string{"--config", cfg}, args...)...)
+		p.WaitFor(t, "/readyz", readyzHas(200))
+		time.Sleep(5 * time.Second)
+		for _, pid := range childrenOf(t, p.Cmd.Process.Pid) {
+			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "healthbridge-ku" {
+				helper = status(pid)
+			}
+		}
+		return status(p.Cmd.Process.Pid), helper
+	}
+	pod, helper := measure(podCheck("app", "container: app"), "--kubeconfig", kc)
+	if helper == "" {
+		t.Fatal("no healthbridge-kube child while a kubernetesPod check runs")
+	}
+	exec, none := measure("  - {name: t, exec: {command: [\"true\"]}, periodSeconds: 1}\n")
+	if none != "" {
+		t.Fatalf("a healthbridge-kube child without a kubernetesPod check: %s", none)
+	}
+	testutil.Report(t, "idle memory of the full static build: with a kubernetesPod check healthbridge %s plus its watch helper healthbridge-kube %s; with an exec check %s", pod, helper, exec)
+}
+
+// childrenOf lists the pids whose parent is pid, from /proc.
+func childrenOf(t *testing.T, pid int) []int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []int
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if _, ppid, ok := proc.ReadStat(fmt.Sprintf("/proc/%d/stat", n)); ok && ppid == pid {
+			kids = append(kids, n)
+		}
+	}
+	return kids
 }

@@ -1,8 +1,9 @@
 // Command idle measures what an idle sidecar costs in every pod: resident
 // memory (VmRSS, and its anonymous and file-backed parts) of healthbridge's
 // full and lean builds with one `exec true` check every second, against a
-// bare net/http server answering "ok" started the same way in the same run,
-// and the stripped static binaries' sizes:
+// bare net/http server answering "ok" (bench/idle/bare, built static and
+// stripped as healthbridge is) started the same way in the same run, and
+// the stripped static binaries' sizes:
 //
 //	go run ./bench/idle [-settle 10s] [-rounds 3]
 //
@@ -29,14 +30,9 @@ import (
 )
 
 func main() {
-	bare := flag.String("serve-bare", "", "internal: serve a bare ok handler on this address")
 	settle := flag.Duration("settle", 10*time.Second, "idle time before reading memory")
 	rounds := flag.Int("rounds", 3, "rounds")
 	flag.Parse()
-	if *bare != "" {
-		_ = http.ListenAndServe(*bare, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
-		return
-	}
 	if err := run(*settle, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "idle:", err)
 		os.Exit(1)
@@ -58,6 +54,8 @@ func run(settle time.Duration, rounds int) error {
 		{"healthbridge", "", "./cmd/healthbridge"},
 		{"healthbridge-lean", "lean nethttpomithttp2", "./cmd/healthbridge"},
 		{"healthbridge-probe", "lean nethttpomithttp2", "./cmd/healthbridge-probe"},
+		{"healthbridge-kube", "", "./cmd/healthbridge-kube"},
+		{"bare", "", "./bench/idle/bare"},
 	}
 	for _, b := range builds {
 		cmd := exec.Command("go", "build", "-tags", b.tags, "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, b.name), b.pkg)
@@ -68,10 +66,6 @@ func run(settle time.Duration, rounds int) error {
 		st, _ := os.Stat(filepath.Join(dir, b.name))
 		fmt.Printf("binary %-20s %9d bytes (%.2f MiB)\n", b.name, st.Size(), float64(st.Size())/(1<<20))
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
 	config := func(addr, checks string) (string, error) {
 		p := filepath.Join(dir, strings.ReplaceAll(addr, ":", "_")+".yaml")
 		return p, os.WriteFile(p, []byte("listen: "+addr+"\nchecks:\n"+checks), 0o644)
@@ -79,7 +73,7 @@ func run(settle time.Duration, rounds int) error {
 	const execCheck = "  - {name: t, exec: {command: [\"true\"]}, periodSeconds: 1}\n"
 	threeKinds := execCheck + "  - {name: tcp, tcpSocket: {port: PORT}, periodSeconds: 1}\n  - {name: http, httpGet: {port: PORT, path: /livez}, periodSeconds: 1}\n"
 	targets := []target{
-		{"bare net/http \"ok\"", func(addr string) []string { return []string{self, "-serve-bare", addr} }},
+		{"bare net/http \"ok\"", func(addr string) []string { return []string{filepath.Join(dir, "bare"), addr} }},
 		{"full, exec true", func(addr string) []string {
 			p, _ := config(addr, execCheck)
 			return []string{filepath.Join(dir, "healthbridge"), "--config", p}

@@ -81,14 +81,20 @@ func Cleanup() {
 
 // build compiles ./cmd/healthbridge of moduleRoot into a new temporary
 // directory, with the race detector when race is set, and with -tags lean
-// when the tests run with it.
+// when the tests run with it. The full build's kubernetesPod kind runs
+// healthbridge-kube, which is built next to it, where healthbridge looks
+// first.
 func build(moduleRoot string, race bool) (string, error) {
 	dir, err := os.MkdirTemp("", "healthbridge-test")
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(dir, "healthbridge")
-	args := []string{"build", "-o", bin}
+	pkgs := []string{"./cmd/healthbridge"}
+	if !Lean {
+		pkgs = append(pkgs, "./cmd/healthbridge-kube")
+	}
+	// With more than one package, -o names a directory.
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
 	if Lean {
 		args = append(args, "-tags", "lean")
 	}
@@ -97,14 +103,14 @@ func build(moduleRoot string, race bool) (string, error) {
 		args = append(args, "-race")
 		env = append(os.Environ(), "CGO_ENABLED=1")
 	}
-	cmd := exec.Command("go", append(args, "./cmd/healthbridge")...)
+	cmd := exec.Command("go", append(args, pkgs...)...)
 	cmd.Dir = moduleRoot
 	cmd.Env = env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	return bin, nil
+	return filepath.Join(dir, "healthbridge"), nil
 }
 
 // NeedFull skips a test that needs what the lean build leaves out (the

@@ -1,43 +1,51 @@
 // Package kube is the kubernetesPod probe: the pod's own container
-// readiness, as the kubelet reported it to the API server (http-healthcheck-sidecar's
-// http-healthcheck-sidecar, without its one GET per request).
+// readiness, as the kubelet reported it to the API server
+// (http-healthcheck-sidecar, without its one GET per request).
 //
-// It watches its one pod (an informer with a metadata.name field
-// selector), so probe runs, and therefore any number of HTTP requests to
-// healthbridge, cost no API requests: each run reads the watch's cache.
-// When the API server cannot be reached the last known status is used
-// until maxStalenessSeconds, then the check fails and says why; the
-// informer re-lists and re-watches by itself when the server returns.
+// The watch runs in a helper process, healthbridge-kube (package
+// kube/watch, cmd/healthbridge-kube), which healthbridge starts at the
+// first probe run and supervises: client-go lives there, so a healthbridge
+// whose config has no kubernetesPod check does not carry it in memory.
+// The helper watches its one pod (an informer with a metadata.name field
+// selector) and writes the pod's state on every change, so probe runs,
+// and therefore any number of HTTP requests to healthbridge, cost no API
+// requests: each run judges the last state the helper sent. When the API
+// server cannot be reached, or the helper is not running, the last known
+// status is used until maxStalenessSeconds, then the check fails and says
+// why; the informer re-lists and re-watches by itself when the server
+// returns, and a helper that exits is started again.
 //
 // RBAC: get, list and watch on pods in the namespace (or restricted by
 // resourceNames to the one pod).
 package kube
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/proc"
 )
 
 // ServiceAccountNamespaceFile is where a pod finds its namespace.
 const ServiceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// HelperName is the helper executable's name. It is looked for next to
+// the running healthbridge executable first, then on $PATH; the full
+// image has both.
+const HelperName = "healthbridge-kube"
 
 // Kind is the kubernetesPod kind: this pod's container readiness, as the
 // kubelet reported it.
@@ -58,11 +66,12 @@ var Kind = probe.Kind{
 	New: New,
 }
 
-// Prober reads one pod's readiness from a watch cache.
+// Prober judges one pod's readiness from the states its helper sends.
 type Prober struct {
 	ns, pod, container, self string
 	maxStale                 time.Duration
-	client                   rest.Interface
+	helper                   string   // the helper's path
+	watchArgs                []string // its arguments for `watch`
 
 	// now is the clock staleness is judged by; time.Now unless a test
 	// sets it.
@@ -70,26 +79,34 @@ type Prober struct {
 
 	startOnce sync.Once
 	stopOnce  sync.Once
-	ctx       context.Context // cancelled by Close: ends the informer and any LIST or WATCH in flight
+	ctx       context.Context // cancelled by Close: stops the helper
 	cancel    context.CancelFunc
-	done      chan struct{}
-	informer  cache.SharedIndexInformer
+	done      chan struct{} // closed when the supervising goroutine has returned
+	synced    chan struct{} // closed at the first synced state
 
-	// mu guards lostSince and lastErr.
+	// mu guards the fields below.
 	mu        sync.Mutex
-	lostSince time.Time // when requests began to fail; zero while they succeed
+	everSync  bool
+	cached    *Pod      // the last synced state's pod; nil: it does not exist
+	lostSince time.Time // when requests (or the helper) began to fail; zero while they succeed
 	lastErr   error
 }
 
 // New builds a kubernetesPod prober from c.KubernetesPod, resolving the
-// pod, namespace and credentials now (a missing namespace or kubeconfig is
-// a start-up error). The watch starts at the first probe run.
+// helper, the pod, the namespace and the credentials now (a missing
+// helper, namespace or kubeconfig is a start-up error: `healthbridge-kube
+// resolve` is run once, within 10 s). The watch starts at the first probe
+// run.
 func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
 	k := c.KubernetesPod
 	if k == nil {
 		return nil, config.Errorf("kubernetesPod", "required")
 	}
-	rc, kubeNS, err := RESTConfig(d.Kubeconfig)
+	helper, err := FindHelper()
+	if err != nil {
+		return nil, config.Errorf("kubernetesPod", "%v", err)
+	}
+	kubeNS, err := resolve(helper, d.Kubeconfig)
 	if err != nil {
 		return nil, config.Errorf("kubernetesPod", "no Kubernetes credentials: %v", err)
 	}
@@ -111,71 +128,62 @@ func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
 	if self == "" {
 		self = os.Getenv("HEALTHBRIDGE_CONTAINER_NAME")
 	}
-	if d.UserAgent != "" {
-		rc.UserAgent = d.UserAgent
+	args := []string{"watch", "--namespace", ns, "--pod", pod}
+	if d.Kubeconfig != "" {
+		args = append(args, "--kubeconfig", d.Kubeconfig)
 	}
-	client, err := newPodClient(rc)
-	if err != nil {
-		return nil, config.Errorf("kubernetesPod", "client: %v", err)
+	if d.UserAgent != "" {
+		args = append(args, "--user-agent", d.UserAgent)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Prober{ns: ns, pod: pod, container: k.Container, self: self,
-		maxStale: time.Duration(k.MaxStalenessSeconds) * time.Second, client: client, now: time.Now,
-		ctx: ctx, cancel: cancel, done: make(chan struct{})}, nil
+		maxStale: time.Duration(k.MaxStalenessSeconds) * time.Second, helper: helper, watchArgs: args, now: time.Now,
+		ctx: ctx, cancel: cancel, done: make(chan struct{}), synced: make(chan struct{})}, nil
 }
 
-// podScheme knows the reduced Pod and PodList (pod.go) as core/v1 types,
-// and metav1's list options. The generated clientset would register every
-// API group and add about 25 MB to the binary; pods are all we read.
-var (
-	podScheme = runtime.NewScheme()
-	podCodecs = serializer.NewCodecFactory(podScheme)
-	podParams = runtime.NewParameterCodec(podScheme)
-)
-
-// coreV1 is the core API group's version v1.
-var coreV1 = schema.GroupVersion{Version: "v1"}
-
-func init() {
-	podScheme.AddKnownTypes(coreV1, &Pod{}, &PodList{})
-	metav1.AddToGroupVersion(podScheme, coreV1)
-}
-
-// newPodClient is a REST client for the core/v1 API.
-func newPodClient(rc *rest.Config) (*rest.RESTClient, error) {
-	c := rest.CopyConfig(rc)
-	c.APIPath = "/api"
-	c.GroupVersion = &coreV1
-	c.NegotiatedSerializer = podCodecs.WithoutConversion()
-	if c.UserAgent == "" {
-		c.UserAgent = rest.DefaultKubernetesUserAgent()
-	}
-	return rest.RESTClientFor(c)
-}
-
-// RESTConfig resolves credentials with client-go's usual rules: the
-// explicit kubeconfig path if given, else $KUBECONFIG, else ~/.kube/config,
-// else the in-cluster service account. It also returns the kubeconfig
-// context's namespace ("" when none is set).
-func RESTConfig(kubeconfig string) (*rest.Config, string, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if kubeconfig != "" {
-		rules.ExplicitPath = kubeconfig
-	}
-	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
-	rc, err := cc.ClientConfig()
-	if err != nil {
-		return nil, "", err
-	}
-	// Only a namespace the kubeconfig's context sets: cc.Namespace() would
-	// answer "default" for none, and read the service-account file itself.
-	ns := ""
-	if raw, err := cc.RawConfig(); err == nil {
-		if ctx := raw.Contexts[raw.CurrentContext]; ctx != nil {
-			ns = ctx.Namespace
+// FindHelper returns the path of healthbridge-kube: next to the running
+// executable, else on $PATH. The error says where it looked.
+func FindHelper() (string, error) {
+	var next string
+	if exe, err := os.Executable(); err == nil {
+		next = filepath.Join(filepath.Dir(exe), HelperName)
+		if st, err := os.Stat(next); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return next, nil
 		}
 	}
-	return rc, ns, nil
+	if p, err := exec.LookPath(HelperName); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("the kubernetesPod kind runs its watch in %s, which is neither at %s nor on $PATH (the full image has it; build it with go build ./cmd/healthbridge-kube)", HelperName, next)
+}
+
+// resolve runs `healthbridge-kube resolve`, which finds credentials with
+// client-go's rules, and returns the kubeconfig context's namespace.
+func resolve(helper, kubeconfig string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	args := []string{"resolve"}
+	if kubeconfig != "" {
+		args = append(args, "--kubeconfig", kubeconfig)
+	}
+	cmd := exec.CommandContext(ctx, helper, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = time.Second
+	if err := proc.Start(cmd); err != nil {
+		return "", fmt.Errorf("%s: %v", helper, err)
+	}
+	if err := proc.Wait(cmd); err != nil {
+		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+			return "", errors.New(msg)
+		}
+		return "", fmt.Errorf("%s resolve: %v", helper, err)
+	}
+	var r Resolved
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		return "", fmt.Errorf("%s resolve: bad answer %q: %v", helper, stdout.String(), err)
+	}
+	return r.Namespace, nil
 }
 
 func defaultNamespace(kubeNS string) string {
@@ -188,43 +196,131 @@ func defaultNamespace(kubeNS string) string {
 	return kubeNS
 }
 
+// Helper restart backoff: a helper that exits is started again after
+// helperBackoffMin, doubling up to helperBackoffMax while it keeps
+// exiting; one that ran for helperBackoffMax resets the backoff.
+const (
+	helperBackoffMin = time.Second
+	helperBackoffMax = 30 * time.Second
+)
+
+// maxMessage bounds one line from the helper (a pod's reduced state is a
+// few KB even with many containers).
+const maxMessage = 1 << 20
+
 func (p *Prober) start() {
-	selector := fields.OneTermEqualSelector("metadata.name", p.pod).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			opts.FieldSelector = selector
-			l := &PodList{}
-			err := p.client.Get().Namespace(p.ns).Resource("pods").
-				VersionedParams(&opts, podParams).Do(ctx).Into(l)
-			p.noteContact(err)
-			return l, err
-		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			opts.FieldSelector = selector
-			opts.Watch = true
-			w, err := p.client.Get().Namespace(p.ns).Resource("pods").
-				VersionedParams(&opts, podParams).Watch(ctx)
-			p.noteContact(err)
-			return w, err
-		},
-	}
-	p.informer = cache.NewSharedIndexInformer(lw, &Pod{}, 0, cache.Indexers{})
-	_ = p.informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) { p.noteContact(err) })
 	go func() {
 		defer close(p.done)
-		p.informer.RunWithContext(p.ctx)
+		backoff := helperBackoffMin
+		for {
+			began := time.Now()
+			err := p.runHelper()
+			if p.ctx.Err() != nil {
+				return
+			}
+			p.noteContact(fmt.Errorf("%s exited: %v", HelperName, err))
+			if time.Since(began) >= helperBackoffMax {
+				backoff = helperBackoffMin
+			}
+			select {
+			case <-p.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, helperBackoffMax)
+		}
 	}()
 }
 
-// noteContact records the outcome of a request to the API server.
+// runHelper runs one helper process until it exits or Close stops it,
+// applying every state it sends. Its standard input is a pipe healthbridge
+// never writes: the helper exits when it closes (healthbridge stopped or
+// died), and the kernel kills it if healthbridge dies first (Pdeathsig).
+func (p *Prober) runHelper() error {
+	cmd := exec.Command(p.helper, p.watchArgs...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	stderr := &tailBuffer{max: 4096}
+	cmd.Stderr = stderr
+	cmd.WaitDelay = 2 * time.Second
+	if err := proc.Start(cmd); err != nil {
+		return err
+	}
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-p.ctx.Done():
+			_ = stdin.Close()
+			select {
+			case <-stopped:
+			case <-time.After(2 * time.Second):
+				_ = cmd.Process.Kill()
+			}
+		case <-stopped:
+		}
+	}()
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 0, 4096), maxMessage)
+	var bad error
+	for sc.Scan() {
+		var m Message
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			bad = fmt.Errorf("unreadable state %.200q: %v", sc.Bytes(), err)
+			break
+		}
+		p.apply(m)
+	}
+	if bad == nil {
+		bad = sc.Err()
+	}
+	if bad != nil {
+		_ = cmd.Process.Kill()
+	}
+	werr := proc.Wait(cmd)
+	close(stopped)
+	_ = stdin.Close()
+	if bad != nil {
+		return bad
+	}
+	if msg := strings.TrimSpace(stderr.String()); msg != "" {
+		return fmt.Errorf("%v: %s", werr, msg)
+	}
+	return werr
+}
+
+// apply records one state from the helper.
+func (p *Prober) apply(m Message) {
+	if m.Err == "" {
+		p.noteContact(nil)
+	} else {
+		p.noteContact(errors.New(m.Err))
+	}
+	if !m.Synced {
+		return
+	}
+	p.mu.Lock()
+	first := !p.everSync
+	p.everSync, p.cached = true, m.Pod
+	p.mu.Unlock()
+	if first {
+		close(p.synced)
+	}
+}
+
+// noteContact records the outcome of a request to the API server (or of
+// the helper itself).
 func (p *Prober) noteContact(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err == nil {
 		p.lostSince, p.lastErr = time.Time{}, nil
-		return
-	}
-	if errors.Is(err, context.Canceled) {
 		return
 	}
 	if p.lostSince.IsZero() {
@@ -233,18 +329,19 @@ func (p *Prober) noteContact(err error) {
 	p.lastErr = err
 }
 
-// Probe judges the cached pod. The first run waits (within ctx) for the
-// watch's first sync.
+// Probe judges the last state the helper sent. The first run waits
+// (within ctx) for the watch's first sync.
 func (p *Prober) Probe(ctx context.Context) probe.Result {
 	p.startOnce.Do(p.start)
-	if !p.informer.HasSynced() {
-		cache.WaitForCacheSync(ctx.Done(), p.informer.HasSynced)
+	select {
+	case <-p.synced:
+	case <-ctx.Done():
 	}
 	p.mu.Lock()
-	lostSince, lastErr := p.lostSince, p.lastErr
+	synced, pod, lostSince, lastErr := p.everSync, p.cached, p.lostSince, p.lastErr
 	p.mu.Unlock()
 	where := p.ns + "/" + p.pod
-	if !p.informer.HasSynced() {
+	if !synced {
 		if lastErr != nil {
 			return probe.Unknown(fmt.Errorf("cannot read pod %s: %v", where, lastErr))
 		}
@@ -253,10 +350,6 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	stale, err := staleness(lostSince, lastErr, p.now(), p.maxStale, where)
 	if err != nil {
 		return probe.Unknown(err)
-	}
-	var pod *Pod
-	if obj, ok, _ := p.informer.GetStore().GetByKey(where); ok {
-		pod = obj.(*Pod)
 	}
 	ok, reason := Ready(pod, p.container, p.self)
 	if pod == nil {
@@ -285,12 +378,36 @@ func staleness(lostSince time.Time, lastErr error, now time.Time, maxStale time.
 	return fmt.Sprintf(" (last known status: API server unreachable for %v: %v)", age.Round(time.Second), lastErr), nil
 }
 
-// Close stops the watch, cancelling any LIST or WATCH in flight, and waits
-// for it. It is safe to call more than once, concurrently, and before any
-// Probe.
+// Close stops the helper (closing its standard input, then killing it
+// after 2 s) and waits for it. It is safe to call more than once,
+// concurrently, and before any Probe.
 func (p *Prober) Close() error {
 	p.startOnce.Do(func() { close(p.done) }) // never started: nothing to stop
 	p.stopOnce.Do(p.cancel)
 	<-p.done
 	return nil
+}
+
+// tailBuffer keeps the last max bytes written to it: a helper's standard
+// error, for the message when it exits.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(b []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, b...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(b), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
 }

@@ -1,25 +1,23 @@
 package kube
 
-import (
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-)
+// The types below are the part of the core/v1 Pod that Ready reads. The
+// spec and status types keep the API's own JSON field names, so
+// healthbridge-kube (package watch) decodes the API server's JSON straight
+// into them and ignores every other field; Pod itself is what
+// healthbridge-kube sends healthbridge (Message). None of them links
+// k8s.io/api or apimachinery: that is the point. Package watch's
+// TestPodMatchesCoreV1 decodes randomly filled core/v1 Pods into them and
+// compares every field.
 
-// The types below are the part of the core/v1 Pod that Ready reads,
-// declared here with the API's own JSON field names. Linking
-// k8s.io/api/core/v1 for them would cost every full-build pod 1.9 MB of
-// code and tables (about 5 MB of resident memory, measured with
-// bench/idle); the watch decodes the API server's JSON into these and
-// ignores every other field. TestPodMatchesCoreV1 decodes randomly filled
-// core/v1 Pods into them and compares every field.
-
-// Pod is a core/v1 Pod reduced to its metadata, its containers' names and
-// restart policies, and its container statuses.
+// Pod is a core/v1 Pod reduced to its name, whether it is terminating,
+// its containers' names and restart policies, and its container statuses.
 type Pod struct {
-	metav1.TypeMeta   `json:",inline"`
-	metav1.ObjectMeta `json:"metadata,omitempty"`
-	Spec              PodSpec   `json:"spec,omitempty"`
-	Status            PodStatus `json:"status,omitempty"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	// Terminating: metadata.deletionTimestamp is set.
+	Terminating bool      `json:"terminating,omitempty"`
+	Spec        PodSpec   `json:"spec"`
+	Status      PodStatus `json:"status"`
 }
 
 // PodSpec is core/v1 PodSpec's container lists.
@@ -76,81 +74,22 @@ type ContainerStateTerminated struct {
 	Reason   string `json:"reason,omitempty"`
 }
 
-// PodList is a core/v1 PodList of the reduced Pods.
-type PodList struct {
-	metav1.TypeMeta `json:",inline"`
-	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []Pod `json:"items"`
+// Message is one line healthbridge-kube writes on its standard output, as
+// JSON: the watch's state after a change.
+type Message struct {
+	// Synced: the watch has listed the pod at least once, and Pod is what
+	// its cache holds (nil: the pod does not exist).
+	Synced bool `json:"synced"`
+	Pod    *Pod `json:"pod,omitempty"`
+	// Err is the error of the last request to the API server, "" while
+	// requests succeed.
+	Err string `json:"err,omitempty"`
 }
 
-// DeepCopyObject implements runtime.Object: the informer's cache hands out
-// the objects it holds, and nothing may share their memory.
-func (p *Pod) DeepCopyObject() runtime.Object {
-	if p == nil {
-		return nil
-	}
-	return p.deepCopy()
-}
-
-func (p *Pod) deepCopy() *Pod {
-	out := &Pod{TypeMeta: p.TypeMeta}
-	p.ObjectMeta.DeepCopyInto(&out.ObjectMeta)
-	out.Spec.InitContainers = copyContainers(p.Spec.InitContainers)
-	out.Spec.Containers = copyContainers(p.Spec.Containers)
-	out.Status.InitContainerStatuses = copyStatuses(p.Status.InitContainerStatuses)
-	out.Status.ContainerStatuses = copyStatuses(p.Status.ContainerStatuses)
-	return out
-}
-
-func copyContainers(in []Container) []Container {
-	if in == nil {
-		return nil
-	}
-	out := make([]Container, len(in))
-	for i, c := range in {
-		out[i] = Container{Name: c.Name}
-		if c.RestartPolicy != nil {
-			rp := *c.RestartPolicy
-			out[i].RestartPolicy = &rp
-		}
-	}
-	return out
-}
-
-func copyStatuses(in []ContainerStatus) []ContainerStatus {
-	if in == nil {
-		return nil
-	}
-	out := make([]ContainerStatus, len(in))
-	for i, st := range in {
-		out[i] = ContainerStatus{Name: st.Name, Ready: st.Ready}
-		if s := st.State.Waiting; s != nil {
-			w := *s
-			out[i].State.Waiting = &w
-		}
-		if s := st.State.Running; s != nil {
-			out[i].State.Running = &ContainerStateRunning{}
-		}
-		if s := st.State.Terminated; s != nil {
-			t := *s
-			out[i].State.Terminated = &t
-		}
-	}
-	return out
-}
-
-// DeepCopyObject implements runtime.Object.
-func (l *PodList) DeepCopyObject() runtime.Object {
-	if l == nil {
-		return nil
-	}
-	out := &PodList{TypeMeta: l.TypeMeta}
-	l.ListMeta.DeepCopyInto(&out.ListMeta)
-	if l.Items != nil {
-		out.Items = make([]Pod, len(l.Items))
-		for i := range l.Items {
-			out.Items[i] = *l.Items[i].deepCopy()
-		}
-	}
-	return out
+// Resolved is what `healthbridge-kube resolve` writes, as JSON, once it
+// has found credentials.
+type Resolved struct {
+	// Namespace is the kubeconfig context's namespace, "" when it sets
+	// none or the credentials are the in-cluster service account's.
+	Namespace string `json:"namespace"`
 }

@@ -39,7 +39,7 @@ func Ready(pod *Pod, container, self string) (bool, string) {
 		}
 		return true, fmt.Sprintf("container %q is ready", container)
 	}
-	if pod.DeletionTimestamp != nil {
+	if pod.Terminating {
 		return false, "pod is terminating"
 	}
 	if len(pod.Status.ContainerStatuses) == 0 {

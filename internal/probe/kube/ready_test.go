@@ -3,13 +3,11 @@ package kube
 import (
 	"strings"
 	"testing"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func pod(spec []string, sidecars []string, inits []string, statuses map[string]bool) *Pod {
 	always := ContainerRestartPolicyAlways
-	p := &Pod{ObjectMeta: metav1.ObjectMeta{Name: "web"}}
+	p := &Pod{Name: "web"}
 	for _, n := range spec {
 		p.Spec.Containers = append(p.Spec.Containers, Container{Name: n})
 	}
@@ -50,8 +48,7 @@ func contains(l []string, s string) bool {
 
 func TestReady(t *testing.T) {
 	terminating := pod([]string{"app"}, nil, nil, map[string]bool{"app": true})
-	now := metav1.Now()
-	terminating.DeletionTimestamp = &now
+	terminating.Terminating = true
 	tests := []struct {
 		name      string
 		pod       *Pod

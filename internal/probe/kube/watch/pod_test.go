@@ -1,4 +1,4 @@
-package kube
+package watch
 
 import (
 	"encoding/json"
@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/randfill"
+
+	"github.com/healthbridge/healthbridge/internal/probe/kube"
 )
 
 // TestPodMatchesCoreV1 fills core/v1 Pods at random, sends them through the
@@ -20,7 +22,9 @@ func TestPodMatchesCoreV1(t *testing.T) {
 	f := randfill.NewWithSeed(7).NilChance(0.3).NumElements(0, 3).MaxDepth(8).Funcs(
 		// Types whose random values the API cannot carry in JSON.
 		func(v *intstr.IntOrString, c randfill.Continue) { *v = intstr.FromInt32(c.Int31()) },
-		func(v *resource.Quantity, c randfill.Continue) { *v = *resource.NewQuantity(c.Int63n(1000), resource.DecimalSI) },
+		func(v *resource.Quantity, c randfill.Continue) {
+			*v = *resource.NewQuantity(c.Int63n(1000), resource.DecimalSI)
+		},
 		func(v *metav1.Time, c randfill.Continue) { v.Time = metav1.Unix(c.Int63n(1<<32), 0).Rfc3339Copy().Time },
 		func(v *runtime.RawExtension, c randfill.Continue) { *v = runtime.RawExtension{} },
 		func(v *metav1.FieldsV1, c randfill.Continue) { *v = metav1.FieldsV1{Raw: []byte("{}")} },
@@ -38,12 +42,13 @@ func TestPodMatchesCoreV1(t *testing.T) {
 		if err != nil {
 			t.Fatalf("pod %d: decode: %v", i, err)
 		}
-		got, ok := obj.(*Pod)
+		decoded, ok := obj.(*apiPod)
 		if !ok {
 			t.Fatalf("pod %d decoded to %T", i, obj)
 		}
-		if got.Name != want.Name || got.Namespace != want.Namespace || !got.DeletionTimestamp.Equal(want.DeletionTimestamp) {
-			t.Fatalf("pod %d metadata: got %s/%s %v, want %s/%s %v", i, got.Namespace, got.Name, got.DeletionTimestamp, want.Namespace, want.Name, want.DeletionTimestamp)
+		got := decoded.reduced()
+		if got.Name != want.Name || got.Namespace != want.Namespace || got.Terminating != (want.DeletionTimestamp != nil) {
+			t.Fatalf("pod %d metadata: got %s/%s terminating %v, want %s/%s %v", i, got.Namespace, got.Name, got.Terminating, want.Namespace, want.Name, want.DeletionTimestamp)
 		}
 		nilIfEmpty(got)
 		if g, w := got.Spec.Containers, containersOf(want.Spec.Containers); !reflect.DeepEqual(g, w) {
@@ -61,9 +66,9 @@ func TestPodMatchesCoreV1(t *testing.T) {
 
 		// The informer's cache hands out deep copies: equal, and sharing
 		// nothing.
-		cp := got.DeepCopyObject().(*Pod)
-		if !reflect.DeepEqual(cp, got) {
-			t.Fatalf("pod %d: deep copy differs:\n%+v\n%+v", i, cp, got)
+		cp := decoded.DeepCopyObject().(*apiPod)
+		if !reflect.DeepEqual(cp, decoded) {
+			t.Fatalf("pod %d: deep copy differs:\n%+v\n%+v", i, cp, decoded)
 		}
 		for j := range cp.Status.ContainerStatuses {
 			cp.Status.ContainerStatuses[j].Name += "x"
@@ -76,8 +81,10 @@ func TestPodMatchesCoreV1(t *testing.T) {
 				*rp += "x"
 			}
 		}
-		if !reflect.DeepEqual(got.Status.ContainerStatuses, statusesOf(want.Status.ContainerStatuses)) ||
-			!reflect.DeepEqual(got.Spec.InitContainers, containersOf(want.Spec.InitContainers)) {
+		again := decoded.reduced()
+		nilIfEmpty(again)
+		if !reflect.DeepEqual(again.Status.ContainerStatuses, statusesOf(want.Status.ContainerStatuses)) ||
+			!reflect.DeepEqual(again.Spec.InitContainers, containersOf(want.Spec.InitContainers)) {
 			t.Fatalf("pod %d: changing the deep copy changed the original", i)
 		}
 	}
@@ -88,7 +95,7 @@ func TestPodListDecodes(t *testing.T) {
 	always := corev1.ContainerRestartPolicyAlways
 	want := corev1.PodList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "PodList"}, ListMeta: metav1.ListMeta{ResourceVersion: "42"},
 		Items: []corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns"},
-			Spec: corev1.PodSpec{InitContainers: []corev1.Container{{Name: "proxy", RestartPolicy: &always}}, Containers: []corev1.Container{{Name: "app"}}},
+			Spec:   corev1.PodSpec{InitContainers: []corev1.Container{{Name: "proxy", RestartPolicy: &always}}, Containers: []corev1.Container{{Name: "app"}}},
 			Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Ready: true}}}}}}
 	b, err := json.Marshal(&want)
 	if err != nil {
@@ -98,14 +105,14 @@ func TestPodListDecodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, ok := obj.(*PodList)
+	l, ok := obj.(*apiPodList)
 	if !ok || l.ResourceVersion != "42" || len(l.Items) != 1 || l.Items[0].Name != "web" {
 		t.Fatalf("decoded %T %+v", obj, obj)
 	}
-	if ok, reason := Ready(&l.Items[0], "", ""); ok || reason != "not ready: proxy (no status)" {
+	if ok, reason := kube.Ready(l.Items[0].reduced(), "", ""); ok || reason != "not ready: proxy (no status)" {
 		t.Fatalf("Ready = %v %q", ok, reason)
 	}
-	cp := l.DeepCopyObject().(*PodList)
+	cp := l.DeepCopyObject().(*apiPodList)
 	if !reflect.DeepEqual(cp, l) {
 		t.Fatalf("deep copy differs")
 	}
@@ -117,44 +124,44 @@ func TestPodListDecodes(t *testing.T) {
 
 // containersOf and statusesOf give what the reduced Pod should hold; an
 // empty list is nil on both sides (JSON omits it or sends []).
-func containersOf(in []corev1.Container) []Container {
+func containersOf(in []corev1.Container) []kube.Container {
 	if len(in) == 0 {
 		return nil
 	}
-	out := []Container{}
+	out := []kube.Container{}
 	for _, c := range in {
 		var rp *string
 		if c.RestartPolicy != nil {
 			s := string(*c.RestartPolicy)
 			rp = &s
 		}
-		out = append(out, Container{Name: c.Name, RestartPolicy: rp})
+		out = append(out, kube.Container{Name: c.Name, RestartPolicy: rp})
 	}
 	return out
 }
 
-func statusesOf(in []corev1.ContainerStatus) []ContainerStatus {
+func statusesOf(in []corev1.ContainerStatus) []kube.ContainerStatus {
 	if len(in) == 0 {
 		return nil
 	}
-	out := []ContainerStatus{}
+	out := []kube.ContainerStatus{}
 	for _, st := range in {
-		s := ContainerStatus{Name: st.Name, Ready: st.Ready}
+		s := kube.ContainerStatus{Name: st.Name, Ready: st.Ready}
 		if w := st.State.Waiting; w != nil {
-			s.State.Waiting = &ContainerStateWaiting{Reason: w.Reason}
+			s.State.Waiting = &kube.ContainerStateWaiting{Reason: w.Reason}
 		}
 		if st.State.Running != nil {
-			s.State.Running = &ContainerStateRunning{}
+			s.State.Running = &kube.ContainerStateRunning{}
 		}
 		if tm := st.State.Terminated; tm != nil {
-			s.State.Terminated = &ContainerStateTerminated{ExitCode: tm.ExitCode, Reason: tm.Reason}
+			s.State.Terminated = &kube.ContainerStateTerminated{ExitCode: tm.ExitCode, Reason: tm.Reason}
 		}
 		out = append(out, s)
 	}
 	return out
 }
 
-func nilIfEmpty(p *Pod) {
+func nilIfEmpty(p *kube.Pod) {
 	if len(p.Spec.Containers) == 0 {
 		p.Spec.Containers = nil
 	}
