@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	osexec "os/exec"
 	"strings"
@@ -146,7 +145,7 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	out := newCapture(probe.MaxOutput)
 	copied := make(chan struct{})
 	go func() {
-		_, _ = io.Copy(out, r)
+		drain(out, r)
 		close(copied)
 	}()
 
