@@ -5,11 +5,14 @@
 // stripped as healthbridge is) started the same way in the same run, and
 // the stripped static binaries' sizes:
 //
-//	go run ./bench/idle [-settle 10s] [-rounds 3]
+//	go run ./bench/idle [-settle 60s] [-rounds 3]
 //
-// Each process is started, serves a few requests, settles, and has its
-// /proc/<pid>/status read; rounds alternate the servers and the figures
-// are medians with min–max. Figures only, nothing asserted.
+// In each round every process is started, serves a few requests, and all
+// idle side by side for -settle before their /proc/<pid>/status is read;
+// the figures are medians over the rounds with min–max. Read too soon
+// (before the first collections, tens of seconds in at one check a
+// second) the heap has not yet grown to its steady size and the figure
+// flatters. Figures only, nothing asserted.
 package main
 
 import (
@@ -30,7 +33,7 @@ import (
 )
 
 func main() {
-	settle := flag.Duration("settle", 10*time.Second, "idle time before reading memory")
+	settle := flag.Duration("settle", 60*time.Second, "idle time before reading memory (the steady state comes after the first collections, tens of seconds in)")
 	rounds := flag.Int("rounds", 3, "rounds")
 	flag.Parse()
 	if err := run(*settle, *rounds); err != nil {
@@ -91,15 +94,30 @@ func run(settle time.Duration, rounds int) error {
 	type mem struct{ rss, anon, file []float64 }
 	res := make([]mem, len(targets))
 	for r := 0; r < rounds; r++ {
+		// Every target of a round idles at the same time, side by side:
+		// settling takes long (the first collections come after tens of
+		// seconds at idle), and idle processes do not disturb each other.
+		procs := make([]*exec.Cmd, len(targets))
 		for i, t := range targets {
-			rss, anon, file, err := sample(t.argv, settle)
+			cmd, err := start(t.argv)
 			if err != nil {
+				stopAll(procs)
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			procs[i] = cmd
+		}
+		time.Sleep(settle)
+		for i, t := range targets {
+			rss, anon, file, err := read(procs[i].Process.Pid)
+			if err != nil {
+				stopAll(procs)
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
 			res[i].rss = append(res[i].rss, rss)
 			res[i].anon = append(res[i].anon, anon)
 			res[i].file = append(res[i].file, file)
 		}
+		stopAll(procs)
 	}
 	fmt.Printf("idle memory after %v (median of %d, min-max), MB:\n", settle, rounds)
 	base := measure.Median(res[0].rss)
@@ -110,22 +128,20 @@ func run(settle time.Duration, rounds int) error {
 	return nil
 }
 
-// sample starts argv on a free loopback address, waits until it answers
-// /readyz 200 and serves a few requests, lets it settle, and returns its
-// VmRSS, RssAnon and RssFile in MB.
-func sample(argv func(addr string) []string, settle time.Duration) (float64, float64, float64, error) {
+// start starts argv on a free loopback address, waits until it answers
+// /readyz 200, and serves it a few requests.
+func start(argv func(addr string) []string) (*exec.Cmd, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, 0, 0, err
+		return nil, err
 	}
 	addr := ln.Addr().String()
 	ln.Close()
 	a := argv(addr)
 	cmd := exec.Command(a[0], a[1:]...)
 	if err := cmd.Start(); err != nil {
-		return 0, 0, 0, err
+		return nil, err
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	ok := false
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
@@ -137,7 +153,8 @@ func sample(argv func(addr string) []string, settle time.Duration) (float64, flo
 		}
 	}
 	if !ok {
-		return 0, 0, 0, fmt.Errorf("%s never answered /readyz 200", a[0])
+		stopAll([]*exec.Cmd{cmd})
+		return nil, fmt.Errorf("%s never answered /readyz 200", a[0])
 	}
 	for range 10 {
 		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
@@ -145,8 +162,21 @@ func sample(argv func(addr string) []string, settle time.Duration) (float64, flo
 			resp.Body.Close()
 		}
 	}
-	time.Sleep(settle)
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	return cmd, nil
+}
+
+func stopAll(cmds []*exec.Cmd) {
+	for _, c := range cmds {
+		if c != nil {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	}
+}
+
+// read returns pid's VmRSS, RssAnon and RssFile in MB.
+func read(pid int) (float64, float64, float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, 0, 0, err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/healthbridge/healthbridge/internal/app"
 	"github.com/healthbridge/healthbridge/internal/compat"
 	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/idlegc"
 	"github.com/healthbridge/healthbridge/internal/oneshot"
 	"github.com/healthbridge/healthbridge/internal/probe"
 	"github.com/healthbridge/healthbridge/internal/probe/kinds"
@@ -316,6 +317,7 @@ func runSidecar(cfg *config.Config, opts app.Options, g globalFlags, stderr io.W
 		return exitUsage
 	}
 	ctx, hurry := signalContext()
+	go idlegc.Run(ctx)
 	if err := sc.Run(ctx, hurry); err != nil {
 		fmt.Fprintln(stderr, "healthbridge:", err)
 		return exitError

@@ -20,6 +20,7 @@ import (
 	"github.com/healthbridge/healthbridge/health"
 	"github.com/healthbridge/healthbridge/internal/app"
 	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/idlegc"
 	"github.com/healthbridge/healthbridge/internal/probe/kinds"
 	"github.com/healthbridge/healthbridge/internal/proc"
 	"github.com/healthbridge/healthbridge/internal/state"
@@ -135,6 +136,7 @@ func supervisePlain(argv []string, group bool, stderr io.Writer, log *slog.Logge
 	ctx, stopReap := context.WithCancel(context.Background())
 	defer stopReap()
 	go proc.Reap(ctx, log)
+	go idlegc.Run(ctx)
 	for {
 		select {
 		case s := <-sig:
