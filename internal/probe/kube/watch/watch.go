@@ -36,8 +36,10 @@ type Options struct {
 	// Kubeconfig is an explicit kubeconfig path; "" follows client-go's
 	// rules (RESTConfig).
 	Kubeconfig string
-	Namespace  string
-	Pod        string
+	// Namespace and Pod name the one pod watched (a metadata.name field
+	// selector in Namespace); both are required.
+	Namespace string
+	Pod       string
 	// UserAgent is sent with every request; "" is client-go's default.
 	UserAgent string
 }
