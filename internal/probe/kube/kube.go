@@ -83,10 +83,10 @@ type Prober struct {
 	cancel    context.CancelFunc
 	done      chan struct{} // closed when the supervising goroutine has returned
 	synced    chan struct{} // closed at the first synced state
+	syncOnce  sync.Once
 
 	// mu guards the fields below.
 	mu        sync.Mutex
-	everSync  bool
 	cached    *Pod      // the last synced state's pod; nil: it does not exist
 	lostSince time.Time // when requests (or the helper) began to fail; zero while they succeed
 	lastErr   error
@@ -306,12 +306,9 @@ func (p *Prober) apply(m Message) {
 		return
 	}
 	p.mu.Lock()
-	first := !p.everSync
-	p.everSync, p.cached = true, m.Pod
+	p.cached = m.Pod
 	p.mu.Unlock()
-	if first {
-		close(p.synced)
-	}
+	p.syncOnce.Do(func() { close(p.synced) })
 }
 
 // noteContact records the outcome of a request to the API server (or of
@@ -333,12 +330,18 @@ func (p *Prober) noteContact(err error) {
 // (within ctx) for the watch's first sync.
 func (p *Prober) Probe(ctx context.Context) probe.Result {
 	p.startOnce.Do(p.start)
+	synced := true
 	select {
 	case <-p.synced:
 	case <-ctx.Done():
+		select {
+		case <-p.synced:
+		default:
+			synced = false
+		}
 	}
 	p.mu.Lock()
-	synced, pod, lostSince, lastErr := p.everSync, p.cached, p.lostSince, p.lastErr
+	pod, lostSince, lastErr := p.cached, p.lostSince, p.lastErr
 	p.mu.Unlock()
 	where := p.ns + "/" + p.pod
 	if !synced {

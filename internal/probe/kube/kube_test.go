@@ -75,6 +75,19 @@ func fakeProber(t *testing.T, mode string) *Prober {
 	return p
 }
 
+// readyProber is fakeProber whose first run has passed, and a context for
+// further runs (a minute: an event bound).
+func readyProber(t *testing.T, mode string) (*Prober, context.Context) {
+	t.Helper()
+	p := fakeProber(t, mode)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	if r := p.Probe(ctx); r.Outcome != probe.OutcomeSuccess {
+		t.Fatalf("first run: %+v", r)
+	}
+	return p, ctx
+}
+
 // waitFor polls cond for up to a minute (an event bound, not a timing
 // assertion).
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -92,12 +105,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // (its exit status and standard error) in the output; it is started
 // again, and its first state brings the check back in contact.
 func TestHelperExitIsLostContactThenRestarted(t *testing.T) {
-	p := fakeProber(t, "ready-then-exit")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if r := p.Probe(ctx); r.Outcome != probe.OutcomeSuccess {
-		t.Fatalf("first run: %+v", r)
-	}
+	p, ctx := readyProber(t, "ready-then-exit")
 	var lost probe.Result
 	waitFor(t, "the helper's exit is noted", func() bool {
 		lost = p.Probe(ctx)
@@ -133,12 +141,7 @@ func TestHelperGarbageIsKilled(t *testing.T) {
 // TestCloseKillsAStubbornHelper: a helper that ignores SIGTERM and its
 // stdin's end of file is killed by Close, and reaped: no process is left.
 func TestCloseKillsAStubbornHelper(t *testing.T) {
-	p := fakeProber(t, "stubborn")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if r := p.Probe(ctx); r.Outcome != probe.OutcomeSuccess {
-		t.Fatalf("first run: %+v", r)
-	}
+	p, _ := readyProber(t, "stubborn")
 	if n := proc.Tracked(); n != 1 {
 		t.Fatalf("%d tracked children while the helper runs, want 1", n)
 	}

@@ -1,8 +1,6 @@
 package watch
 
 import (
-	"reflect"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -102,6 +100,3 @@ func copyStatuses(in []kube.ContainerStatus) []kube.ContainerStatus {
 	}
 	return out
 }
-
-// same reports whether two states are equal, so Run sends only changes.
-func same(a, b kube.Message) bool { return reflect.DeepEqual(a, b) }

@@ -16,6 +16,7 @@ package watch
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -166,7 +167,7 @@ func Run(ctx context.Context, o Options, emit func(kube.Message)) error {
 				m.Pod = obj.(*apiPod).reduced()
 			}
 		}
-		if last != nil && same(*last, m) {
+		if last != nil && reflect.DeepEqual(*last, m) { // only changes are sent
 			continue
 		}
 		emit(m)
