@@ -280,9 +280,10 @@ func (p *Prober) runHelper() error {
 	if bad == nil {
 		bad = sc.Err()
 	}
-	if bad != nil {
-		_ = cmd.Process.Kill()
-	}
+	// Its output has ended: a helper that has exited is reaped, and one
+	// that closed its standard output but still runs can send nothing more
+	// and is killed, so that its silence is never read as "no change".
+	_ = cmd.Process.Kill()
 	werr := proc.Wait(cmd)
 	close(stopped)
 	_ = stdin.Close()

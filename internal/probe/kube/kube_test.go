@@ -38,7 +38,8 @@ var readyPod = &Pod{Name: "web", Namespace: "ns", Spec: PodSpec{Containers: []Co
 
 // fakeHelper plays a helper: "ready-then-exit" sends a synced ready pod
 // and exits 3 (the second time it runs, it stays until its stdin closes);
-// "garbage" writes a line that is not a state, then waits; "stubborn"
+// "garbage" writes a line that is not a state, then waits; "mute" sends a
+// synced pod, closes its standard output and stays; "stubborn"
 // sends a synced pod, then ignores SIGTERM and its stdin's end of file.
 func fakeHelper(mode string) {
 	enc := json.NewEncoder(os.Stdout)
@@ -55,6 +56,10 @@ func fakeHelper(mode string) {
 	case "garbage":
 		fmt.Println("{not json")
 		_, _ = bufio.NewReader(os.Stdin).ReadString(0)
+	case "mute":
+		_ = enc.Encode(Message{Synced: true, Pod: readyPod})
+		os.Stdout.Close()
+		time.Sleep(time.Hour)
 	case "stubborn":
 		signal.Ignore(syscall.SIGTERM)
 		_ = enc.Encode(Message{Synced: true, Pod: readyPod})
@@ -135,6 +140,17 @@ func TestHelperGarbageIsKilled(t *testing.T) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return p.lastErr != nil && strings.Contains(p.lastErr.Error(), "unreadable state")
+	})
+}
+
+// TestMuteHelperIsKilled: a helper that closes its standard output but
+// keeps running can report nothing more: it is killed, and that counts as
+// lost contact, never as a state that stays current.
+func TestMuteHelperIsKilled(t *testing.T) {
+	p, ctx := readyProber(t, "mute")
+	waitFor(t, "the mute helper is noted", func() bool {
+		r := p.Probe(ctx)
+		return strings.Contains(r.Output, "last known status") && strings.Contains(r.Output, "healthbridge-kube exited: signal: killed")
 	})
 }
 
