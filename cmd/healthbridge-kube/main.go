@@ -26,6 +26,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/healthbridge/healthbridge/internal/idlegc"
 	"github.com/healthbridge/healthbridge/internal/probe"
 	"github.com/healthbridge/healthbridge/internal/probe/kube"
 	"github.com/healthbridge/healthbridge/internal/probe/kube/watch"
@@ -86,6 +87,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer stop()
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
+		go idlegc.Run(ctx) // a watch is idle between changes
 		// Standard input is healthbridge's pipe: its end of file means
 		// healthbridge has stopped (or died) and the watch must too.
 		go func() {

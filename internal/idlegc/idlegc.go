@@ -14,10 +14,14 @@
 // (runtime/debug.FreeOSMemory: about a millisecond of CPU for a
 // sidecar's heap). Under load, when more than QuietBytes were allocated,
 // it does nothing: the collector's own pacing is cheaper there.
+//
+// At its first look, when start-up is long over, Run also unmaps the
+// executable's pages that only start-up used (DropStartupPages), once.
 package idlegc
 
 import (
 	"context"
+	"log/slog"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
@@ -32,21 +36,34 @@ const (
 	QuietBytes = 8 << 20
 )
 
-// Run trims until ctx is done.
+// Run trims until ctx is done. A failure to drop the start-up pages is
+// logged at debug level: the pages then stay mapped, which costs memory,
+// never correctness.
 func Run(ctx context.Context) {
 	t := time.NewTicker(Interval)
 	defer t.Stop()
-	run(ctx, t.C, Allocated, debug.FreeOSMemory)
+	run(ctx, t.C, Allocated, debug.FreeOSMemory, func() {
+		n, err := DropStartupPages()
+		if err != nil {
+			slog.Debug("start-up pages stay mapped", "err", err)
+			return
+		}
+		slog.Debug("start-up pages unmapped", "bytes", n)
+	})
 }
 
-// run is Run with its clock, allocation counter and trim injected.
-func run(ctx context.Context, tick <-chan time.Time, allocated func() uint64, free func()) {
+// run is Run with its clock, allocation counter, trim and start-up page
+// drop injected.
+func run(ctx context.Context, tick <-chan time.Time, allocated func() uint64, free, drop func()) {
 	last := allocated()
-	for {
+	for first := true; ; first = false {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick:
+		}
+		if first {
+			drop()
 		}
 		now := allocated()
 		if quiet(last, now) {
