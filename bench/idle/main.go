@@ -2,8 +2,10 @@
 // memory (VmRSS, and its anonymous and file-backed parts) of healthbridge's
 // full and lean builds with one `exec true` check every second, against a
 // bare net/http server answering "ok" (bench/idle/bare, built static and
-// stripped as healthbridge is) started the same way in the same run, and
-// the stripped static binaries' sizes:
+// stripped as healthbridge is) started the same way in the same run — and
+// the same server with a plain os/exec loop running `true` every second,
+// the plainest Go program doing the same work — and the stripped static
+// binaries' sizes:
 //
 //	go run ./bench/idle [-settle 60s] [-rounds 3]
 //
@@ -77,6 +79,7 @@ func run(settle time.Duration, rounds int) error {
 	threeKinds := execCheck + "  - {name: tcp, tcpSocket: {port: PORT}, periodSeconds: 1}\n  - {name: http, httpGet: {port: PORT, path: /livez}, periodSeconds: 1}\n"
 	targets := []target{
 		{"bare net/http \"ok\"", func(addr string) []string { return []string{filepath.Join(dir, "bare"), addr} }},
+		{"bare + exec loop", func(addr string) []string { return []string{filepath.Join(dir, "bare"), addr, "exec"} }},
 		{"full, exec true", func(addr string) []string {
 			p, _ := config(addr, execCheck)
 			return []string{filepath.Join(dir, "healthbridge"), "--config", p}

@@ -1,14 +1,29 @@
 // Command bare is bench/idle's floor: a net/http server answering "ok" to
-// every request on the address given as its argument, built the same way
-// as healthbridge (static, stripped) so the two are compared like for like.
+// every request on the address given as its first argument, built the same
+// way as healthbridge (static, stripped) so the two are compared like for
+// like.
+//
+//	bare ADDR          serve only
+//	bare ADDR exec     also run `true` every second with os/exec, as the
+//	                   plainest Go program doing one exec check's work
+//	                   (exechealthz's loop, without its HTTP client)
 package main
 
 import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"time"
 )
 
 func main() {
+	if len(os.Args) > 2 && os.Args[2] == "exec" {
+		go func() {
+			for range time.Tick(time.Second) {
+				_ = exec.Command("true").Run()
+			}
+		}()
+	}
 	_ = http.ListenAndServe(os.Args[1], http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
 }
