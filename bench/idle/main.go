@@ -4,7 +4,8 @@
 // bare net/http server answering "ok" (bench/idle/bare, built static and
 // stripped as healthbridge is) started the same way in the same run — and
 // the same server with a plain os/exec loop running `true` every second,
-// the plainest Go program doing the same work — and the stripped static
+// the plainest Go program doing the same work, and that with idlegc's
+// periodic debug.FreeOSMemory — and the stripped static
 // binaries' sizes:
 //
 //	go run ./bench/idle [-settle 60s] [-rounds 3]
@@ -80,6 +81,7 @@ func run(settle time.Duration, rounds int) error {
 	targets := []target{
 		{"bare net/http \"ok\"", func(addr string) []string { return []string{filepath.Join(dir, "bare"), addr} }},
 		{"bare + exec loop", func(addr string) []string { return []string{filepath.Join(dir, "bare"), addr, "exec"} }},
+		{"bare + exec + trim", func(addr string) []string { return []string{filepath.Join(dir, "bare"), addr, "exec-trim"} }},
 		{"full, exec true", func(addr string) []string {
 			p, _ := config(addr, execCheck)
 			return []string{filepath.Join(dir, "healthbridge"), "--config", p}
