@@ -1,7 +1,9 @@
-// Command probe compares `healthbridge probe http://…` as a whole process
-// with `curl -fsS` on the same URL: wall time per run and peak resident
-// memory (ru_maxrss), each the median over -n runs, alternating the two so
-// machine drift affects both alike. It reports healthbridge/curl ratios.
+// Command probe compares `healthbridge probe http://…` as a whole process,
+// from the full binary and from healthbridge-probe (the lean one-shot
+// binary for scratch images), with `curl -fsS` on the same URL: wall time
+// per run and peak resident memory (ru_maxrss), each the median over -n
+// runs, alternating the three so machine drift affects all alike. It
+// reports the ratios to curl.
 //
 //	go run ./bench/probe [-n 200]
 package main
@@ -44,10 +46,16 @@ func run(n int) error {
 	}
 	defer os.RemoveAll(dir)
 	hb := filepath.Join(dir, "healthbridge")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", hb, "./cmd/healthbridge")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build (run from the repository root): %v\n%s", err, out)
+	hbp := filepath.Join(dir, "healthbridge-probe")
+	for _, b := range [][]string{
+		{"-o", hb, "./cmd/healthbridge"},
+		{"-tags", "lean nethttpomithttp2", "-o", hbp, "./cmd/healthbridge-probe"},
+	} {
+		build := exec.Command("go", append([]string{"build", "-trimpath", "-ldflags=-s -w"}, b...)...)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			return fmt.Errorf("build (run from the repository root): %v\n%s", err, out)
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -57,12 +65,14 @@ func run(n int) error {
 	url := "http://" + ln.Addr().String() + "/ready"
 
 	cmds := map[string][]string{
-		"healthbridge": {hb, "probe", url},
-		"curl":         {curl, "-fsS", "-o", "/dev/null", url},
+		"healthbridge probe": {hb, "probe", url},
+		"healthbridge-probe": {hbp, url},
+		"curl -fsS":          {curl, "-fsS", "-o", "/dev/null", url},
 	}
+	order := []string{"curl -fsS", "healthbridge probe", "healthbridge-probe"}
 	samples := map[string][]sample{}
 	for i := 0; i < n; i++ {
-		for _, name := range []string{"curl", "healthbridge"} {
+		for _, name := range order {
 			s, err := once(cmds[name])
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
@@ -70,11 +80,12 @@ func run(n int) error {
 			samples[name] = append(samples[name], s)
 		}
 	}
-	h, c := median(samples["healthbridge"]), median(samples["curl"])
-	fmt.Printf("curl -fsS:          median %v, peak RSS %d KiB\n", c.wall, c.maxKB)
-	fmt.Printf("healthbridge probe: median %v, peak RSS %d KiB\n", h.wall, h.maxKB)
-	fmt.Printf("ratio healthbridge/curl: time %.2f, peak memory %.2f (%d runs each)\n",
-		float64(h.wall)/float64(c.wall), float64(h.maxKB)/float64(c.maxKB), n)
+	c := median(samples["curl -fsS"])
+	for _, name := range order {
+		m := median(samples[name])
+		fmt.Printf("%-20s median %v, peak RSS %d KiB; ratio to curl: time %.2f, peak memory %.2f (%d runs)\n",
+			name+":", m.wall, m.maxKB, float64(m.wall)/float64(c.wall), float64(m.maxKB)/float64(c.maxKB), n)
+	}
 	return nil
 }
 
