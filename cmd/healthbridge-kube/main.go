@@ -87,7 +87,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer stop()
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		go idlegc.Run(ctx) // a watch is idle between changes
+		go idlegc.Run(ctx, nil) // a watch is idle between changes
 		// Standard input is healthbridge's pipe: its end of file means
 		// healthbridge has stopped (or died) and the watch must too.
 		go func() {

@@ -317,7 +317,7 @@ func runSidecar(cfg *config.Config, opts app.Options, g globalFlags, stderr io.W
 		return exitUsage
 	}
 	ctx, hurry := signalContext()
-	go idlegc.Run(ctx)
+	go idlegc.Run(ctx, opts.Logger)
 	if err := sc.Run(ctx, hurry); err != nil {
 		fmt.Fprintln(stderr, "healthbridge:", err)
 		return exitError

@@ -136,7 +136,7 @@ func supervisePlain(argv []string, group bool, stderr io.Writer, log *slog.Logge
 	ctx, stopReap := context.WithCancel(context.Background())
 	defer stopReap()
 	go proc.Reap(ctx, log)
-	go idlegc.Run(ctx)
+	go idlegc.Run(ctx, log)
 	for {
 		select {
 		case s := <-sig:

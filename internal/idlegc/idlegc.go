@@ -36,19 +36,22 @@ const (
 	QuietBytes = 8 << 20
 )
 
-// Run trims until ctx is done. A failure to drop the start-up pages is
-// logged at debug level: the pages then stay mapped, which costs memory,
-// never correctness.
-func Run(ctx context.Context) {
+// Run trims until ctx is done. Whether the start-up pages were dropped is
+// logged to log at debug level (nil: not logged); a failure leaves them
+// mapped, which costs memory, never correctness.
+func Run(ctx context.Context, log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	t := time.NewTicker(Interval)
 	defer t.Stop()
 	run(ctx, t.C, Allocated, debug.FreeOSMemory, func() {
 		n, err := DropStartupPages()
 		if err != nil {
-			slog.Debug("start-up pages stay mapped", "err", err)
+			log.Debug("start-up pages stay mapped", "err", err)
 			return
 		}
-		slog.Debug("start-up pages unmapped", "bytes", n)
+		log.Debug("start-up pages unmapped", "bytes", n)
 	})
 }
 
