@@ -30,7 +30,8 @@ import (
 // madvise(MADV_DONTNEED). For such a mapping that only removes the page
 // table entries: the pages stay in the page cache, shared with every
 // other process of the same binary, and the next access maps them again
-// (a minor fault, no I/O). A mapping with private pages — a PIE binary's
+// (a minor fault, no I/O; if the kernel has evicted a page meanwhile, it
+// is read from the file again, as after any reclaim). A mapping with private pages — a PIE binary's
 // relocated RELRO segment — is left alone, since MADV_DONTNEED would
 // replace its private pages with the file's. What this changes is
 // accounting: VmRSS shows the working set, and the dropped pages, no
