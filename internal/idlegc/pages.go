@@ -69,12 +69,14 @@ func DropStartupPages() (int64, error) {
 type region struct{ start, end uintptr }
 
 // cleanReadOnly reads /proc/<pid>/smaps and returns the mappings of the
-// file with device dev and inode ino that are read-only and private with
-// no anonymous (copy-on-write) pages: the ones MADV_DONTNEED can drop
-// without losing anything.
+// file with device dev and inode ino that are read-only and private and
+// that smaps shows with no anonymous (copy-on-write) pages: the ones
+// MADV_DONTNEED can drop without losing anything. A mapping whose
+// "Anonymous:" line is missing is not chosen: what cannot be seen to be
+// clean is kept.
 func cleanReadOnly(smaps io.Reader, dev, ino uint64) ([]region, error) {
 	var out []region
-	var cur *region // the current mapping, while it is still a candidate
+	var cur *region // the current mapping, until its Anonymous: line
 	s := bufio.NewScanner(smaps)
 	for s.Scan() {
 		line := s.Text()
@@ -91,12 +93,13 @@ func cleanReadOnly(smaps io.Reader, dev, ino uint64) ([]region, error) {
 			if err1 != nil || err2 != nil || b <= a {
 				return nil, fmt.Errorf("idlegc: smaps: malformed mapping %q", line)
 			}
-			out = append(out, region{uintptr(a), uintptr(b)})
-			cur = &out[len(out)-1]
+			cur = &region{uintptr(a), uintptr(b)}
 			continue
 		}
-		if cur != nil && len(fs) >= 2 && fs[0] == "Anonymous:" && fs[1] != "0" {
-			out = out[:len(out)-1] // private pages: keep this mapping
+		if cur != nil && len(fs) >= 2 && fs[0] == "Anonymous:" {
+			if fs[1] == "0" {
+				out = append(out, *cur)
+			}
 			cur = nil
 		}
 	}

@@ -149,3 +149,36 @@ func TestSameFile(t *testing.T) {
 		t.Error("inode 0 (an anonymous mapping) matched")
 	}
 }
+
+// TestCleanReadOnlyNeedsAnonymousZero: a mapping is chosen only when smaps
+// shows it with "Anonymous: 0 kB"; one whose line is missing (a /proc that
+// does not report it) or non-zero is kept, as are writable mappings and
+// other files'.
+func TestCleanReadOnlyNeedsAnonymousZero(t *testing.T) {
+	const smaps = `00400000-00500000 r-xp 00000000 fd:01 1234                               /bin/hb
+Rss:                 100 kB
+Anonymous:             0 kB
+VmFlags: rd ex mr mw me
+00500000-00600000 r--p 00100000 fd:01 1234                               /bin/hb
+Rss:                 100 kB
+VmFlags: rd mr mw me
+00600000-00700000 r--p 00200000 fd:01 1234                               /bin/hb
+Anonymous:             4 kB
+00700000-00800000 rw-p 00300000 fd:01 1234                               /bin/hb
+Anonymous:             0 kB
+00800000-00900000 r-xp 00000000 fd:01 9999                               /lib/other
+Anonymous:             0 kB
+00900000-00a00000 rw-p 00000000 00:00 0 
+Anonymous:            12 kB
+`
+	got, err := cleanReadOnly(strings.NewReader(smaps), unix.Mkdev(0xfd, 1), 1234)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != (region{0x400000, 0x500000}) {
+		t.Fatalf("chose %#x, want only 0x400000-0x500000", got)
+	}
+	if _, err := cleanReadOnly(strings.NewReader("zz-00500000 r-xp 00000000 fd:01 1234 /bin/hb\n"), unix.Mkdev(0xfd, 1), 1234); err == nil {
+		t.Fatal("a malformed mapping line was accepted")
+	}
+}
