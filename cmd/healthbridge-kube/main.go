@@ -95,10 +95,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			cancel()
 		}()
 		enc := json.NewEncoder(stdout)
-		var werr error
 		err := watch.Run(ctx, o, func(m kube.Message) {
-			if err := enc.Encode(m); err != nil && werr == nil {
-				werr = err
+			if enc.Encode(m) != nil {
 				cancel() // healthbridge is gone
 			}
 		})

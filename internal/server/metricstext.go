@@ -55,9 +55,9 @@ const textFormat = "text/plain; version=0.0.4; charset=utf-8"
 //
 // These are the same series that client_golang's metric types give (a
 // test compares them with such a collector, collector_test.go), written
-// without building a metric object per series: at 10,000 checks that is 250,000 series, which
-// client_golang gathers in seconds and tens of MB of garbage, and this
-// writes in a fraction of that with one buffer. It needs no Prometheus
+// without building a metric object per series: at 10,000 checks that is
+// 250,000 series, which client_golang gathers in seconds and tens of MB of
+// garbage, and this writes in a fraction of that with one buffer. It needs no Prometheus
 // client, so the lean build links none.
 type metricsHandler struct {
 	store  *state.Store
