@@ -164,7 +164,7 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 	store := state.NewStore(specs, time.Now())
 	var checks []scheduler.Check
 	for i, slot := range store.Slots() {
-		checks = append(checks, scheduler.Check{Slot: slot, Prober: probers[i]})
+		checks = append(checks, scheduler.Check{Slot: slot, Prober: probers[i], Inflight: new(scheduler.Inflight)})
 	}
 
 	// The check metrics are written by the /metrics handler from the

@@ -26,6 +26,7 @@ import (
 	"container/heap"
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +43,48 @@ type Check struct {
 	Slot *state.Slot
 	// Prober runs one probe.
 	Prober probe.Prober
+	// Inflight records a run of this check that could not be stopped. Give
+	// the same Inflight to every scheduler that ever runs the check (a
+	// restart of `healthbridge run`'s child builds a new scheduler): the
+	// record outlives the scheduler, so a run that ignores cancellation is
+	// never joined by a second instance, restarts or not. Nil: New gives
+	// the check one of its own.
+	Inflight *Inflight
+}
+
+// Inflight is one check's record of an abandoned run (see probe.Run): a
+// run that did not return within its timeout plus probe.AbandonGrace.
+// While it has not returned, no new run of the check starts (Docker's
+// daemon/health.go: "we don't want dying probes to pile up"). The zero
+// value is ready; it is safe for concurrent use.
+type Inflight struct {
+	mu    sync.Mutex
+	stuck <-chan probe.Result // receives the abandoned run's result; nil when none
+	since time.Time           // when the abandoned run started
+}
+
+// busy reports whether an abandoned run has still not returned, and since
+// when; an abandoned run that has returned is forgotten.
+func (f *Inflight) busy() (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stuck == nil {
+		return time.Time{}, false
+	}
+	select {
+	case <-f.stuck: // it finally ended; its result is stale
+		f.stuck = nil
+		return time.Time{}, false
+	default:
+		return f.since, true
+	}
+}
+
+// abandon records a run, started at since, that could not be stopped.
+func (f *Inflight) abandon(stuck <-chan probe.Result, since time.Time) {
+	f.mu.Lock()
+	f.stuck, f.since = stuck, since
+	f.mu.Unlock()
 }
 
 // Scheduler runs checks until stopped. Create it with New, then call Start
@@ -67,9 +110,7 @@ type Scheduler struct {
 	wg      sync.WaitGroup // the dispatcher and the runs in flight
 }
 
-// worker is one check's scheduling state. The dispatcher owns the fields
-// it sets; stuck and stuckSince belong to the check's run, and runs of one
-// check never overlap.
+// worker is one check's scheduling state, owned by the dispatcher.
 type worker struct {
 	startup bool          // a startup check: gates the others, stops once healthy
 	offset  time.Duration // first-run spread
@@ -78,11 +119,6 @@ type worker struct {
 	again   bool          // RunNow while running or not yet scheduled
 	stopped bool          // a startup check that passed: never runs again
 	queued  *item         // its heap entry while waiting, else nil
-
-	// stuck, when not nil, delivers the result of an abandoned run that
-	// has not returned yet; stuckSince is when that run started.
-	stuck      <-chan probe.Result
-	stuckSince time.Time
 }
 
 // done is what a run reports to the dispatcher.
@@ -100,7 +136,7 @@ func New(checks []Check, log *slog.Logger) *Scheduler {
 	}
 	s := &Scheduler{
 		log:     log,
-		checks:  checks,
+		checks:  slices.Clone(checks),
 		workers: make([]worker, len(checks)),
 		byName:  make(map[string]int, len(checks)),
 		asked:   make([]bool, len(checks)),
@@ -108,7 +144,10 @@ func New(checks []Check, log *slog.Logger) *Scheduler {
 		done:    make(chan done, 64),
 	}
 	spacing := Spacing(checks)
-	for i, c := range checks {
+	for i, c := range s.checks {
+		if c.Inflight == nil {
+			s.checks[i].Inflight = new(Inflight)
+		}
 		s.byName[c.Slot.Spec().Name] = i
 		s.workers[i] = worker{startup: startup(c), offset: time.Duration(i) * spacing, first: true}
 	}
@@ -296,7 +335,7 @@ func (s *Scheduler) launch(ctx context.Context, i int) {
 	go func() {
 		defer s.wg.Done()
 		spec := c.Slot.Spec()
-		r := s.runOnce(ctx, c, w)
+		r := s.runOnce(ctx, c)
 		if ctx.Err() != nil {
 			return // stopped mid-run: the result says nothing about the target
 		}
@@ -358,20 +397,16 @@ func (q *queue) Pop() any {
 // runOnce runs the probe once under its timeout (probe.Run: a panic is an
 // Unknown result, a run that cannot be stopped is abandoned at its timeout
 // plus probe.AbandonGrace). While an abandoned run of the check has not
-// returned, no new run starts: each period records probe.StillRunning
-// instead, and probing resumes normally once it ends.
-func (s *Scheduler) runOnce(ctx context.Context, c *Check, w *worker) probe.Result {
-	if w.stuck != nil {
-		select {
-		case <-w.stuck: // it finally ended; its result is stale
-			w.stuck = nil
-		default:
-			return probe.StillRunning(w.stuckSince, time.Now())
-		}
+// returned (c.Inflight, which outlives this scheduler), no new run starts:
+// each period records probe.StillRunning instead, and probing resumes
+// normally once it ends.
+func (s *Scheduler) runOnce(ctx context.Context, c *Check) probe.Result {
+	if since, busy := c.Inflight.busy(); busy {
+		return probe.StillRunning(since, time.Now())
 	}
 	r, stuck := probe.Run(ctx, c.Prober, c.Slot.Spec().Timing.Timeout)
 	if stuck != nil {
-		w.stuck, w.stuckSince = stuck, r.Start
+		c.Inflight.abandon(stuck, r.Start)
 	}
 	return r
 }

@@ -457,3 +457,62 @@ func TestIdleChecksHoldNoGoroutines(t *testing.T) {
 		s.Stop()
 	})
 }
+
+// concurrent counts the instances of its probe running at once; each run
+// ignores cancellation until released.
+type concurrent struct {
+	release chan struct{}
+	running atomic.Int32
+	most    atomic.Int32
+	calls   atomic.Int32
+}
+
+func (c *concurrent) Probe(context.Context) probe.Result {
+	c.calls.Add(1)
+	n := c.running.Add(1)
+	defer c.running.Add(-1)
+	for {
+		m := c.most.Load()
+		if n <= m || c.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	<-c.release
+	return probe.Success("finally returned")
+}
+
+// A run that cannot be stopped is remembered across schedulers of the same
+// checks (what `healthbridge run` builds at each child restart): no second
+// instance ever starts while it has not returned.
+func TestStuckRunOutlivesTheScheduler(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := &concurrent{release: make(chan struct{})}
+		s, store := newSched(map[string]state.Policy{"c": {FailureThreshold: 1}}, []tcheck{{Name: "c", Prober: c, Period: time.Second, Timeout: time.Second}}, nil)
+		checks := s.checks
+		for restart := range 3 {
+			s.Start(t.Context())
+			time.Sleep(5 * time.Second) // the run is abandoned, then periods pass
+			s.Stop()
+			if got := c.calls.Load(); got != 1 {
+				t.Fatalf("after %d restarts: %d calls, want 1 (the stuck one)", restart, got)
+			}
+			s = New(checks, nil)
+		}
+		if c.most.Load() != 1 {
+			t.Fatalf("%d instances at once", c.most.Load())
+		}
+		cs, _ := store.Snapshot().Get("c")
+		if last, _ := cs.State.Last(); !strings.Contains(last.Output, "still terminating") {
+			t.Fatalf("last result %q: want the still-terminating failure", last.Output)
+		}
+		// Once it returns, the next scheduler probes again.
+		close(c.release)
+		synctest.Wait()
+		s.Start(t.Context())
+		time.Sleep(2 * time.Second)
+		s.Stop()
+		if c.calls.Load() < 2 || c.most.Load() != 1 {
+			t.Fatalf("after release: %d calls, %d at once", c.calls.Load(), c.most.Load())
+		}
+	})
+}
