@@ -33,6 +33,7 @@ import (
 )
 
 func main() {
+	idlegc.SetGCPercent() // the same memory policy as healthbridge
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 

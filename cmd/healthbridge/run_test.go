@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/healthbridge/healthbridge/internal/idlegc"
 	"github.com/healthbridge/healthbridge/internal/proc"
 	"github.com/healthbridge/healthbridge/internal/testutil"
 )
@@ -24,7 +25,7 @@ func runInit(t *testing.T, args ...string) (*exec.Cmd, *strings.Builder, *string
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	t.Cleanup(func() { testutil.KillTree(cmd.Process.Pid); _, _ = cmd.Process.Wait() })
 	return cmd, &out, &errb
 }
 
@@ -264,7 +265,7 @@ func TestRunAsPID1ReapsDoubleForks(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	t.Cleanup(func() { testutil.KillTree(cmd.Process.Pid); _, _ = cmd.Process.Wait() })
 	if code := waitExit(t, cmd, 30*time.Second); code != 3 {
 		t.Fatalf("exit %d, want the child's 3 (%s)", code, errb.String())
 	}
@@ -425,4 +426,88 @@ func TestRunRundirChecksTheChildsPid(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.WaitFor(t, "/readyz/app", func(code int, _ string) bool { return code == 200 })
+}
+
+// TestRunStartupFailureRestartsTheChild: a startup check that fails
+// failureThreshold times in a row acts as a failed liveness verdict does
+// (the kubelet kills a container whose startup probe fails): restart
+// counts a "startup" restart, exit ends healthbridge with 75.
+func TestRunStartupFailureRestartsTheChild(t *testing.T) {
+	dir := t.TempDir()
+	starts := filepath.Join(dir, "starts")
+	check := "checks:\n  - {name: boot, roles: [startup], exec: {command: [test, -e, " + filepath.Join(dir, "never") + "]}, periodSeconds: 1, failureThreshold: 2}\n" +
+		"  - {name: alive, exec: {command: [\"true\"]}, periodSeconds: 1}\n"
+	script := "echo start >> " + starts + "; while :; do sleep 0.05; done"
+
+	cfg := writeConfig(t, "listen: 127.0.0.1:0\nonLivenessFailure: restart\nterminationGracePeriodSeconds: 2\n"+check)
+	p := testutil.Start(t, bin(t), "run", "--config", cfg, "--", "sh", "-c", script)
+	waitLines(t, starts, 2, 30*time.Second)
+	p.WaitFor(t, "/metrics", func(_ int, body string) bool {
+		return strings.Contains(body, `healthbridge_child_restarts_total{reason="startup"} 1`)
+	})
+	if !strings.Contains(p.Logs(), `a startup check failed: restarting the child`) {
+		t.Fatalf("no log line names the startup failure:\n%s", p.Logs())
+	}
+
+	cfg = writeConfig(t, "listen: 127.0.0.1:0\nonLivenessFailure: exit\nterminationGracePeriodSeconds: 2\n"+check)
+	p = testutil.Start(t, bin(t), "run", "--config", cfg, "--", "sh", "-c", script)
+	select {
+	case <-p.Done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("did not exit on a failed startup check")
+	}
+	if code := p.Cmd.ProcessState.ExitCode(); code != 75 {
+		t.Fatalf("exit %d, want 75:\n%s", code, p.Logs())
+	}
+}
+
+// TestRunSignalsWhileStopping: while the child is being stopped (it
+// ignores SIGTERM, the grace is 60 s) other signals are still forwarded,
+// and a second SIGTERM cuts the grace short: the child's group gets
+// SIGKILL at once.
+func TestRunSignalsWhileStopping(t *testing.T) {
+	dir := t.TempDir()
+	ready, got := filepath.Join(dir, "ready"), filepath.Join(dir, "got")
+	cfg := writeConfig(t, "listen: 127.0.0.1:0\nterminationGracePeriodSeconds: 60\nchecks: [{name: a, exec: {command: [\"true\"]}, periodSeconds: 1}]\n")
+	script := `trap 'echo term >> ` + got + `' TERM; trap 'echo usr1 >> ` + got + `' USR1; touch ` + ready + `; while :; do sleep 0.05; done`
+	p := testutil.Start(t, bin(t), "run", "--config", cfg, "--", "sh", "-c", script)
+	waitFile(t, ready)
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitLines(t, got, 1, 15*time.Second) // "term": the child is being stopped
+	if err := p.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitLines(t, got, 2, 15*time.Second)
+	if b, _ := os.ReadFile(got); string(b) != "term\nusr1\n" {
+		t.Fatalf("the child got %q, want term then usr1", b)
+	}
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done:
+	case <-time.After(20 * time.Second): // well under the 60 s grace
+		t.Fatalf("a second SIGTERM did not cut the grace short:\n%s", p.Logs())
+	}
+	if code := p.Cmd.ProcessState.ExitCode(); code != 128+9 {
+		t.Fatalf("exit %d, want 137 (the child killed):\n%s", code, p.Logs())
+	}
+}
+
+// TestRunWithChecksRunsTheIdleCollector: `run --config` trims its memory
+// as every other mode does (idlegc: its first look, one Interval after
+// start, unmaps the start-up pages and says so at debug level).
+func TestRunWithChecksRunsTheIdleCollector(t *testing.T) {
+	t.Parallel()
+	cfg := writeConfig(t, "listen: 127.0.0.1:0\nchecks: [{name: a, exec: {command: [\"true\"]}, periodSeconds: 1}]\n")
+	p := testutil.Start(t, bin(t), "run", "--log-level", "debug", "--config", cfg, "--", "sleep", "300")
+	deadline := time.Now().Add(idlegc.Interval + 20*time.Second)
+	for !strings.Contains(p.Logs(), "start-up pages") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no idle collector look within %v:\n%s", idlegc.Interval+20*time.Second, p.Logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -22,10 +22,28 @@ package idlegc
 import (
 	"context"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
 )
+
+// DefaultGOGC is the garbage collector's target every healthbridge
+// process (healthbridge in each mode, its kubernetesPod helper) runs with
+// unless $GOGC says otherwise: 50, not Go's 100. A sidecar's live heap is
+// small and its memory is multiplied by every pod: halving the headroom
+// the collector leaves above the live heap costs little CPU (measured with
+// bench/scale: 10,000 checks at 1,000 probes/s stay at the bare dial loop's
+// CPU per probe) and lowers resident memory (there, from 63 MB to 54 MB).
+const DefaultGOGC = 50
+
+// SetGCPercent applies DefaultGOGC unless $GOGC is set. Call it first in
+// main.
+func SetGCPercent() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(DefaultGOGC)
+	}
+}
 
 const (
 	// Interval is how often Run looks.

@@ -40,7 +40,7 @@ var (
 	descChildUp = prometheus.NewDesc("healthbridge_child_up",
 		"1 while the child of healthbridge run is running.", nil, nil)
 	descChildRestarts = prometheus.NewDesc("healthbridge_child_restarts_total",
-		"Restarts of the child of healthbridge run, by reason (exit, liveness).", []string{"reason"}, nil)
+		"Restarts of the child of healthbridge run, by reason (exit, liveness, startup).", []string{"reason"}, nil)
 )
 
 // Describe implements prometheus.Collector.
@@ -78,7 +78,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descShutdown, prometheus.GaugeValue, b2f(snap.ShuttingDown))
 	if c := snap.Child; c != nil {
 		ch <- prometheus.MustNewConstMetric(descChildUp, prometheus.GaugeValue, b2f(c.Pid != 0))
-		for _, reason := range []string{"exit", "liveness"} {
+		for _, reason := range state.RestartReasons {
 			ch <- prometheus.MustNewConstMetric(descChildRestarts, prometheus.CounterValue, float64(c.Restarts[reason]), reason)
 		}
 	}

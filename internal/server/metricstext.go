@@ -51,7 +51,7 @@ const textFormat = "text/plain; version=0.0.4; charset=utf-8"
 //	healthbridge_check_duration_seconds{check,kind}      histogram of run durations
 //	healthbridge_shutting_down                          1 after SIGTERM
 //	healthbridge_child_up                               1 while `run`'s child runs (run mode only)
-//	healthbridge_child_restarts_total{reason}           its restarts: exit, liveness (run mode only)
+//	healthbridge_child_restarts_total{reason}           its restarts: exit, liveness, startup (run mode only)
 //
 // These are the same series that client_golang's metric types give (a
 // test compares them with such a collector, collector_test.go), written
@@ -193,8 +193,8 @@ func writeCheckMetrics(w *bufio.Writer, snap *state.Snapshot) {
 		m.series("healthbridge_check_up", c, "", "", b2f(c.State.Status == state.StatusHealthy))
 	}
 	if ch := snap.Child; ch != nil {
-		m.family("healthbridge_child_restarts_total", "Restarts of the child of healthbridge run, by reason (exit, liveness).", "counter")
-		for _, reason := range []string{"exit", "liveness"} {
+		m.family("healthbridge_child_restarts_total", "Restarts of the child of healthbridge run, by reason (exit, liveness, startup).", "counter")
+		for _, reason := range state.RestartReasons {
 			w.WriteString(`healthbridge_child_restarts_total{reason="` + reason + `"} ` + strconv.FormatUint(ch.Restarts[reason], 10) + "\n")
 		}
 		m.family("healthbridge_child_up", "1 while the child of healthbridge run is running.", "gauge")

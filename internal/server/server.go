@@ -269,8 +269,14 @@ func (h *Handler) verboseText(sc state.Scope, v state.Verdict, only string, unma
 		if c.Pid != 0 {
 			up = "pid " + strconv.Itoa(c.Pid)
 		}
-		b.WriteString(fmt.Sprintf("child: %s, restarts %d (exit %d, liveness %d), next restart after %v\n",
-			up, c.Restarts["exit"]+c.Restarts["liveness"], c.Restarts["exit"], c.Restarts["liveness"], c.Backoff))
+		var total uint64
+		var each []string
+		for _, reason := range state.RestartReasons {
+			total += c.Restarts[reason]
+			each = append(each, reason+" "+strconv.FormatUint(c.Restarts[reason], 10))
+		}
+		b.WriteString(fmt.Sprintf("child: %s, restarts %d (%s), next restart after %v\n",
+			up, total, strings.Join(each, ", "), c.Backoff))
 	}
 	if len(unmatched) > 0 {
 		quoted := make([]string, len(unmatched))

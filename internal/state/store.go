@@ -61,15 +61,31 @@ type Check struct {
 	State CheckState
 }
 
+// Why `healthbridge run` restarted its child: the values of
+// healthbridge_child_restarts_total's reason label.
+const (
+	// ReasonExit: the child exited and restartPolicy restarts it.
+	ReasonExit = "exit"
+	// ReasonLiveness: the liveness verdict failed (onLivenessFailure:
+	// restart).
+	ReasonLiveness = "liveness"
+	// ReasonStartup: a startup check failed failureThreshold times in a
+	// row (onLivenessFailure: restart), as the kubelet kills a container
+	// whose startup probe fails ("Container ... failed startup probe,
+	// will be restarted").
+	ReasonStartup = "startup"
+)
+
+// RestartReasons lists the restart reasons in the order metrics show them.
+var RestartReasons = []string{ReasonExit, ReasonLiveness, ReasonStartup}
+
 // ChildState is `healthbridge run`'s child, as snapshots show it.
 type ChildState struct {
 	// Pid is the running child's pid, 0 while none runs.
 	Pid int
 	// Started is when the current (or last) child started.
 	Started time.Time
-	// Restarts counts restarts by reason: "exit" (it exited and the
-	// restart policy restarts it) or "liveness" (onLivenessFailure:
-	// restart).
+	// Restarts counts restarts by reason (RestartReasons).
 	Restarts map[string]uint64
 	// LastExitCode is the last child's exit code (128+N for signal N); -1
 	// before any exited.

@@ -6,6 +6,15 @@
 // when it died of signal N (the shell's convention, which Docker and
 // Kubernetes report).
 //
+// The child always leads its own process group and, when healthbridge's
+// stdin is the terminal it runs in the foreground of, it is made the
+// terminal's foreground process group (tini's isolate_child: setpgid +
+// tcsetpgrp, with SIGTTIN and SIGTTOU ignored in healthbridge). A Ctrl-C
+// then reaches the child once, from the terminal, and a child that reads
+// the terminal is not stopped by SIGTTIN. Forwarding to the child alone or
+// to its whole group (--signal-group) only changes where forwarded signals
+// go, as tini's -g.
+//
 // The child is started through internal/proc, so the orphan reaper, which
 // healthbridge runs as PID 1 or as a child subreaper, never steals its exit
 // status.
@@ -16,8 +25,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
+	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/healthbridge/healthbridge/internal/proc"
 )
@@ -36,12 +49,26 @@ type Child struct {
 	started time.Time
 	done    chan struct{}
 	code    int // valid once done is closed
+
+	// mu guards reaped. A signal holds it shared while it checks reaped
+	// and signals; the waiter holds it exclusively while it reaps. Until
+	// reaped the child's pid (a zombie's too) and its process group id
+	// cannot be given to another process, so a signal never reaches a
+	// recycled pid or group.
+	mu     sync.RWMutex
+	reaped bool
 }
 
-// Start starts argv as the child. With group, the child leads its own
-// process group (as dumb-init's default) and signals go to the whole
-// group; without, it stays in healthbridge's group and signals go to it
-// alone (as tini's default). argv[0] is looked up on $PATH.
+// startMu serialises starts that hand the terminal over: the SIGTTIN and
+// SIGTTOU dispositions are process-wide.
+var startMu sync.Mutex
+
+// Start starts argv as the child, in a process group of its own; when
+// healthbridge's stdin is its controlling terminal and healthbridge's
+// group is in the foreground, the child's group becomes the terminal's
+// foreground group. With group, forwarded signals go to the child's whole
+// process group (dumb-init's default, tini -g); without, to the child
+// alone (tini's default). argv[0] is looked up on $PATH.
 //
 // env, when not empty, is added to the child's environment (KEY=VALUE).
 func Start(argv []string, group bool, env ...string) (*Child, error) {
@@ -53,19 +80,66 @@ func Start(argv []string, group bool, env ...string) (*Child, error) {
 	if len(env) > 0 {
 		cmd.Env = append(os.Environ(), env...)
 	}
-	if group {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	attr := &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = attr
+	startMu.Lock()
+	fg := ForegroundTerminal()
+	if fg {
+		// The child must not inherit SIG_IGN: a handled signal is reset to
+		// its default in the child (as tini restores the child's signals),
+		// an ignored one is not. Ignored again once it started, so that
+		// healthbridge itself, now in a background group, is never stopped
+		// for writing to the terminal or taking it back.
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGTTIN, syscall.SIGTTOU)
+		attr.Foreground, attr.Ctty = true, 0
 	}
-	if err := proc.Start(cmd); err != nil {
+	err := proc.Start(cmd)
+	if fg {
+		signal.Ignore(syscall.SIGTTIN, syscall.SIGTTOU)
+	}
+	startMu.Unlock()
+	if err != nil {
 		return nil, err
 	}
 	c := &Child{cmd: cmd, group: group, started: time.Now(), done: make(chan struct{})}
-	go func() {
-		_ = proc.Wait(cmd)
-		c.code = ExitCode(cmd.ProcessState)
-		close(c.done)
-	}()
+	go c.wait(fg)
 	return c, nil
+}
+
+// wait waits for the child to exit, then reaps it under mu (see Child.mu)
+// and, when it had the terminal, takes the terminal back for
+// healthbridge's own group (a Ctrl-C while no child runs then reaches
+// healthbridge).
+func (c *Child) wait(fg bool) {
+	pid := c.cmd.Process.Pid
+	for {
+		var info unix.Siginfo
+		// WNOWAIT: the child stays a zombie, holding its pid and group.
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	c.mu.Lock()
+	_ = proc.Wait(c.cmd)
+	c.reaped = true
+	c.mu.Unlock()
+	if fg {
+		if pgrp, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil && pgrp == pid {
+			_ = unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, unix.Getpgrp())
+		}
+	}
+	c.code = ExitCode(c.cmd.ProcessState)
+	close(c.done)
+}
+
+// ForegroundTerminal reports whether stdin is healthbridge's controlling
+// terminal and healthbridge's process group is its foreground group: only
+// then is the terminal handed to the child (a healthbridge started in the
+// background of a shell leaves the terminal to the shell).
+func ForegroundTerminal() bool {
+	pgrp, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
+	return err == nil && pgrp == unix.Getpgrp()
 }
 
 // ExitCode is a finished process's exit code, or 128+N when signal N
@@ -84,13 +158,34 @@ func (c *Child) Started() time.Time { return c.started }
 func (c *Child) Pid() int { return c.cmd.Process.Pid }
 
 // Signal sends sig to the child, or to its process group when it was
-// started with group. A child that is already gone is not an error.
+// started with group. A child that has been reaped is not signalled (its
+// pid may belong to another process by then) and that is not an error.
 func (c *Child) Signal(sig syscall.Signal) error {
-	pid := c.cmd.Process.Pid
-	if c.group {
-		pid = -pid
+	return c.signal(sig, c.group)
+}
+
+// Kill sends SIGKILL to the child's whole process group (it leads one),
+// unless it has been reaped.
+func (c *Child) Kill() error {
+	return c.signal(syscall.SIGKILL, true)
+}
+
+func (c *Child) signal(sig syscall.Signal, group bool) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.reaped {
+		return nil
 	}
-	if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+	pid := c.cmd.Process.Pid
+	if group {
+		// The group outlives no member; the unreaped child is one.
+		if err := syscall.Kill(-pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("signal %v to group %d: %w", sig, pid, err)
+		}
+		return nil
+	}
+	// Through os.Process: a pidfd where the kernel has them.
+	if err := c.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("signal %v to %d: %w", sig, pid, err)
 	}
 	return nil
@@ -103,8 +198,10 @@ func (c *Child) Done() <-chan struct{} { return c.done }
 func (c *Child) Code() int { <-c.done; return c.code }
 
 // Stop stops the child as the kubelet and Docker do: SIGTERM, then, if it
-// has not exited within grace, SIGKILL to its whole process group (and to
-// it). It returns the exit code.
+// has not exited within grace, SIGKILL to its whole process group. It
+// blocks until the child has exited and returns its exit code. (The
+// Supervisor does the same without blocking, so that signals are handled
+// meanwhile.)
 func (c *Child) Stop(grace time.Duration) int {
 	_ = c.Signal(syscall.SIGTERM)
 	t := time.NewTimer(grace)
@@ -112,9 +209,7 @@ func (c *Child) Stop(grace time.Duration) int {
 	select {
 	case <-c.done:
 	case <-t.C:
-		pid := c.cmd.Process.Pid
-		_ = syscall.Kill(-pid, syscall.SIGKILL) // its group, when it leads one
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+		_ = c.Kill()
 	}
 	return c.Code()
 }

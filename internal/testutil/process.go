@@ -191,8 +191,7 @@ func start(t *testing.T, port int, env []string, bin string, args ...string) *Pr
 		close(p.Done)
 	}()
 	t.Cleanup(func() {
-		_ = syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL)
-		_ = p.Cmd.Process.Kill()
+		KillTree(p.Cmd.Process.Pid)
 		<-p.Done
 		if strings.Contains(p.Logs(), raceWarning) {
 			t.Errorf("the race detector found a data race in healthbridge")
