@@ -82,6 +82,7 @@ type Prober struct {
 	path         string // resolved argv[0]
 	timeout      time.Duration
 	startingCode int
+	drain        time.Duration // drainGrace; tests lengthen it
 }
 
 // New builds an exec prober from c.Exec. It resolves argv[0] on $PATH now,
@@ -110,7 +111,7 @@ func NewArgv(argv []string, timeout time.Duration, startingCode int) (*Prober, e
 	if err != nil {
 		return nil, fmt.Errorf("%q not found: %v", argv[0], unwrapExecErr(err))
 	}
-	return &Prober{argv: argv, path: path, timeout: timeout, startingCode: startingCode}, nil
+	return &Prober{argv: argv, path: path, timeout: timeout, startingCode: startingCode, drain: drainGrace}, nil
 }
 
 func unwrapExecErr(err error) error {
@@ -160,9 +161,19 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	}
 	pid := cmd.Process.Pid
 	waitErr := proc.Wait(cmd)
+	// The outcome is decided here, when the command has exited, as Docker
+	// races the result against its timer (daemon/health.go): the group
+	// kill and the output drain below take time that is not the command's.
+	// A command that exited by itself is judged by its exit code, even
+	// when the deadline passed while Wait returned; one that was killed
+	// (by the deadline's group SIGKILL) after the deadline timed out.
+	ctxErr := ctx.Err()
+	if ctxErr != nil && cmd.ProcessState != nil && cmd.ProcessState.Exited() {
+		ctxErr, waitErr = nil, exitErr(cmd.ProcessState)
+	}
 	// Nothing the probe spawned outlives the run.
 	_ = killGroup(pid)
-	t := time.NewTimer(drainGrace)
+	t := time.NewTimer(p.drain)
 	select {
 	case <-copied:
 		t.Stop()
@@ -175,15 +186,15 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	output := out.String()
 	res := probe.Result{Output: output, ExitCode: cmd.ProcessState.ExitCode()}
 	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case errors.Is(ctxErr, context.DeadlineExceeded):
 		res.Outcome = probe.OutcomeFailure
 		res.ExitCode = -1
 		res.Output = fmt.Sprintf("Health check exceeded timeout (%v)", p.timeout)
 		if output != "" {
 			res.Output += ": " + output
 		}
-	case ctx.Err() != nil:
-		res = probe.Unknown(fmt.Errorf("exec: run cancelled: %w", ctx.Err()))
+	case ctxErr != nil:
+		res = probe.Unknown(fmt.Errorf("exec: run cancelled: %w", ctxErr))
 		res.ExitCode = -1
 	case waitErr == nil:
 		res.Outcome = probe.OutcomeSuccess
@@ -195,6 +206,15 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 		res.Outcome = probe.OutcomeFailure
 	}
 	return res
+}
+
+// exitErr is what Wait returns for a command that exited by itself with
+// st: nil after exit 0.
+func exitErr(st *os.ProcessState) error {
+	if st.Success() {
+		return nil
+	}
+	return &osexec.ExitError{ProcessState: st}
 }
 
 // killGroup sends SIGKILL to the process group led by pid. ESRCH (the group

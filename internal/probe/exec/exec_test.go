@@ -4,7 +4,9 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -141,4 +143,45 @@ func TestCaptureUTF8Boundary(t *testing.T) {
 	if got := c.String(); got != "abcd"+probe.Truncated {
 		t.Fatalf("got %q", got)
 	}
+}
+
+// TestExecOutcomeIsDecidedAtExit: a command that exits 0 before its
+// timeout succeeds, even when what follows its exit — the group kill and
+// the drain of a pipe still held by a process that left the group
+// (setsid) — ends after the deadline. (Reported with sh -c 'setsid sleep
+// 3 & sleep 0.95; exit 0' and a 1 s timeout, which the 100 ms drain pushed
+// past the deadline; the drain is lengthened here so that the same happens
+// whatever the machine's load.)
+func TestExecOutcomeIsDecidedAtExit(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "escaped")
+	// The background process has left the group (setsid) before the
+	// command exits: it writes its pid only then.
+	escape := "setsid sh -c 'echo $$ > " + pidFile + "; exec sleep 30' & while [ ! -s " + pidFile + " ]; do sleep 0.01; done; "
+	p := newProber(t, time.Second, 0, "sh", "-c", escape+"echo done; exit 0")
+	p.drain = 3 * time.Second
+	r, took := run(t, p, time.Second)
+	if took < time.Second {
+		t.Fatalf("returned after %v: the drain did not cross the deadline, the test proves nothing", took)
+	}
+	if r.Outcome != probe.OutcomeSuccess || r.ExitCode != 0 || !strings.HasPrefix(r.Output, "done") {
+		t.Fatalf("a command that exited 0 in time: %v exit %d %q", r.Outcome, r.ExitCode, r.Output)
+	}
+	// The same with a failing exit keeps its exit code.
+	killPidFile(pidFile)
+	p = newProber(t, time.Second, 0, "sh", "-c", escape+"exit 3")
+	p.drain = 3 * time.Second
+	if r, took := run(t, p, time.Second); r.Outcome != probe.OutcomeFailure || r.ExitCode != 3 || took < time.Second {
+		t.Fatalf("exit 3 in time: %v exit %d %q after %v", r.Outcome, r.ExitCode, r.Output, took)
+	}
+	killPidFile(pidFile)
+}
+
+// killPidFile kills the process whose pid the file holds, and removes it.
+func killPidFile(path string) {
+	b, _ := os.ReadFile(path)
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	_ = os.Remove(path)
 }
