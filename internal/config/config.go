@@ -479,8 +479,13 @@ type UDPAction struct {
 	Port int32 `json:"port"`
 	// Host defaults to 127.0.0.1.
 	Host string `json:"host,omitempty"`
-	// Send is the datagram sent; default empty.
+	// Send is the datagram sent, as text (YAML and JSON strings are
+	// UTF-8); default empty. For bytes that are not UTF-8 use SendHex.
 	Send string `json:"send,omitempty"`
+	// SendHex is the datagram sent, as hexadecimal digits (two per byte,
+	// e.g. "ffffffff54536f7572636520456e67696e6520517565727900", the
+	// Source Engine query); an alternative to Send, not both.
+	SendHex string `json:"sendHex,omitempty"`
 	// Expect, when set, is a regular expression (Go's RE2 syntax) the
 	// reply must match; default any reply.
 	Expect string `json:"expect,omitempty"`

@@ -11,6 +11,7 @@ package udp
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -38,17 +39,33 @@ var Kind = probe.Kind{
 		if _, err := regexp.Compile(u.Expect); err != nil {
 			errs = append(errs, config.Errorf(path+".udp.expect", "not a regular expression: %v", err))
 		}
+		if u.SendHex != "" {
+			if u.Send != "" {
+				errs = append(errs, config.Errorf(path+".udp.sendHex", "give send or sendHex, not both"))
+			} else if _, err := hex.DecodeString(u.SendHex); err != nil {
+				errs = append(errs, config.Errorf(path+".udp.sendHex", "not hexadecimal bytes: %v", err))
+			}
+		}
 		return errs
 	},
 	New: func(c *config.Check, _ probe.Deps) (probe.Prober, error) {
 		u := c.UDP
-		return New(config.HostPort(u.Host, int(u.Port)), u.Send, u.Expect)
+		payload := u.Send
+		if u.SendHex != "" {
+			b, err := hex.DecodeString(u.SendHex)
+			if err != nil {
+				return nil, config.Errorf("udp.sendHex", "not hexadecimal bytes: %v", err)
+			}
+			payload = string(b)
+		}
+		return New(config.HostPort(u.Host, int(u.Port)), payload, u.Expect)
 	},
 	OneShot: &probe.OneShot{
 		Words: []string{"udp"},
-		Usage: "udp HOST:PORT [--send TEXT] [--expect REGEXP] [--timeout 5s] [-v]",
+		Usage: "udp HOST:PORT [--send TEXT | --send-hex HEX] [--expect REGEXP] [--timeout 5s] [-v]",
 		Flags: func(fs *pflag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
-			send := fs.String("send", "", "the datagram to send (Go escapes such as \\n are read)")
+			send := fs.String("send", "", "the datagram to send; Go escapes are read: \\n, \\t, \\xff (one byte), \\u00e9 (UTF-8)")
+			sendHex := fs.String("send-hex", "", "the datagram to send, as hexadecimal digits (two per byte)")
 			expect := fs.String("expect", "", "a regular expression the reply must match")
 			return func(a probe.Args) (probe.Prober, string, error) {
 				if len(a.Pos) != 2 {
@@ -57,6 +74,16 @@ var Kind = probe.Kind{
 				payload, err := unescape(*send)
 				if err != nil {
 					return nil, "", fmt.Errorf("--send: %v", err)
+				}
+				if *sendHex != "" {
+					if *send != "" {
+						return nil, "", errors.New("--send-hex: give --send or --send-hex, not both")
+					}
+					b, err := hex.DecodeString(*sendHex)
+					if err != nil {
+						return nil, "", fmt.Errorf("--send-hex: not hexadecimal bytes: %v", err)
+					}
+					payload = string(b)
 				}
 				p, err := New(a.Pos[1], payload, *expect)
 				return p, a.Pos[1], err
@@ -143,19 +170,27 @@ func cause(err error) error {
 	return err
 }
 
-// unescape reads Go escapes in a command-line payload ("ping\n").
+// unescape reads Go escapes in a command-line payload ("ping\n"): \xNN
+// and octal \NNN are one byte each (so "\xff" is the byte 0xff, as in a
+// Go string literal), \uNNNN and \UNNNNNNNN a character in UTF-8; other
+// bytes are kept as they are; \" and \' are quotes.
 func unescape(s string) (string, error) {
 	if !strings.Contains(s, `\`) {
 		return s, nil
 	}
 	var b strings.Builder
 	for s != "" {
+		if len(s) >= 2 && s[0] == '\\' && (s[1] == '"' || s[1] == '\'') {
+			b.WriteByte(s[1]) // both quotes may be escaped, as in either literal
+			s = s[2:]
+			continue
+		}
 		r, multibyte, tail, err := strconv.UnquoteChar(s, 0)
 		if err != nil {
 			return "", err
 		}
-		if multibyte || r >= utf8.RuneSelf {
-			b.WriteRune(r)
+		if multibyte {
+			b.WriteRune(r) // \u00ff, or a literal character
 		} else {
 			b.WriteByte(byte(r)) // \xff is one byte, not U+00FF
 		}

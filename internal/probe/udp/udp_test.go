@@ -2,6 +2,7 @@ package udp
 
 import (
 	"bytes"
+	"encoding/hex"
 	"net"
 	"strconv"
 	"strings"
@@ -127,4 +128,103 @@ func TestOneShot(t *testing.T) {
 	if r, _ := probe.Run(t.Context(), p, time.Second); r.Outcome != probe.OutcomeSuccess {
 		t.Fatalf("%v %q", r.Outcome, r.Output)
 	}
+}
+
+// recorder is a real UDP service on loopback that keeps the bytes of each
+// datagram it receives, and answers "ok".
+func recorder(t *testing.T) (string, <-chan []byte) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	got := make(chan []byte, 16)
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			got <- bytes.Clone(buf[:n])
+			_, _ = pc.WriteTo([]byte("ok"), from)
+		}
+	}()
+	return pc.LocalAddr().String(), got
+}
+
+// sourceQuery is the Source Engine server query (A2S_INFO), the classic
+// binary UDP health check of game servers.
+var sourceQuery = append([]byte{0xff, 0xff, 0xff, 0xff}, "TSource Engine Query\x00"...)
+
+// TestBinaryPayloadsAreSentAsBytes: \xff in --send is the byte 0xff (not
+// its UTF-8 encoding c3 bf), and sendHex (config) and --send-hex say any
+// bytes at all.
+func TestBinaryPayloadsAreSentAsBytes(t *testing.T) {
+	addr, got := recorder(t)
+	oneShot := func(args ...string) {
+		t.Helper()
+		fs := pflag.NewFlagSet("udp", pflag.ContinueOnError)
+		build := Kind.OneShot.Flags(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		p, _, err := build(probe.Args{Pos: []string{"udp", addr}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, _ := probe.Run(t.Context(), p, 5*time.Second); r.Outcome != probe.OutcomeSuccess {
+			t.Fatalf("%v: %v %q", args, r.Outcome, r.Output)
+		}
+	}
+	oneShot("--send", `\xff\xff\xff\xffTSource Engine Query\x00`)
+	if b := <-got; !bytes.Equal(b, sourceQuery) {
+		t.Fatalf("--send sent % x, want % x", b, sourceQuery)
+	}
+	oneShot("--send-hex", hex.EncodeToString(sourceQuery))
+	if b := <-got; !bytes.Equal(b, sourceQuery) {
+		t.Fatalf("--send-hex sent % x, want % x", b, sourceQuery)
+	}
+	oneShot("--send", `caf\u00e9 \303\251`) // \u is UTF-8; octal bytes are bytes
+	if b := <-got; string(b) != "café é" {
+		t.Fatalf("--send sent % x, want %q", b, "café é")
+	}
+	host, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	if r, _ := run(t, config.UDPAction{Host: host, Port: int32(p), SendHex: hex.EncodeToString(sourceQuery)}); r.Outcome != probe.OutcomeSuccess {
+		t.Fatalf("sendHex: %v %q", r.Outcome, r.Output)
+	}
+	if b := <-got; !bytes.Equal(b, sourceQuery) {
+		t.Fatalf("sendHex sent % x, want % x", b, sourceQuery)
+	}
+	for _, u := range []config.UDPAction{{Port: 1, SendHex: "zz"}, {Port: 1, SendHex: "fff"}, {Port: 1, Send: "a", SendHex: "61"}} {
+		errs := Kind.Validate(&config.Check{UDP: &u}, "checks[0]")
+		if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), "checks[0].udp.sendHex: ") {
+			t.Fatalf("%+v: %v", u, errs)
+		}
+	}
+}
+
+// FuzzUnescape: any bytes, written with Go's escapes (strconv.Quote), read
+// back as the same bytes.
+func FuzzUnescape(f *testing.F) {
+	for _, s := range []string{"", "ping\n", string(sourceQuery), "caf\u00e9", "\x00\x7f\x80\xfe", `\`, `\\x`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		q := strconv.Quote(string(b))
+		got, err := unescape(q[1 : len(q)-1])
+		if err != nil {
+			t.Fatalf("unescape(%s): %v", q, err)
+		}
+		if got != string(b) {
+			t.Fatalf("unescape(%s) = % x, want % x", q, got, b)
+		}
+		// Whatever it is given, unescape errs or returns; a string
+		// without a backslash is kept as it is.
+		if u, err := unescape(string(b)); err == nil && !bytes.Contains(b, []byte(`\`)) && u != string(b) {
+			t.Fatalf("unescape(%q) = %q: changed a string without escapes", b, u)
+		}
+	})
 }
