@@ -11,11 +11,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"strconv"
+	"net"
+	"time"
 
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -57,7 +59,7 @@ var Kind = probe.Kind{
 				if !given && !*useTLS {
 					tc = nil // plaintext, as the kubelet
 				}
-				return NewAddr(a.Pos[1], *service, tc, a.Deps.UserAgent), a.Pos[1], nil
+				return NewAddr(a.Pos[1], *service, tc, a.Deps.UserAgent, a.Timeout), a.Pos[1], nil
 			}
 		},
 	},
@@ -70,6 +72,7 @@ type Prober struct {
 	service string
 	creds   credentials.TransportCredentials
 	ua      string
+	timeout time.Duration // for messages
 }
 
 // New builds a grpc prober from c.GRPC. TLS files are read now, so a
@@ -91,22 +94,29 @@ func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
 		}
 		creds = credentials.NewTLS(tc)
 	}
-	return &Prober{addr: config.HostPort(g.Host, int(g.Port)), service: svc, creds: creds, ua: d.UserAgent}, nil
+	return &Prober{addr: config.HostPort(g.Host, int(g.Port)), service: svc, creds: creds, ua: d.UserAgent, timeout: c.Timeout()}, nil
 }
 
 // NewAddr builds a prober for addr (host:port) and service, plaintext when
-// tc is nil.
-func NewAddr(addr, service string, tc *tls.Config, userAgent string) *Prober {
+// tc is nil. timeout is only for the timeout messages; the context
+// carries the deadline.
+func NewAddr(addr, service string, tc *tls.Config, userAgent string, timeout time.Duration) *Prober {
 	creds := insecure.NewCredentials()
 	if tc != nil {
 		creds = credentials.NewTLS(tc)
 	}
-	return &Prober{addr: addr, service: service, creds: creds, ua: userAgent}
+	return &Prober{addr: addr, service: service, creds: creds, ua: userAgent, timeout: timeout}
 }
 
 // Probe dials, calls Check and judges the answer.
 func (p *Prober) Probe(ctx context.Context) probe.Result {
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(p.creds)}
+	// The probe dialer (SO_LINGER 0, as tcpSocket and httpGet): closing
+	// the connection leaves no socket in TIME_WAIT.
+	dialer := probe.Dialer()
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(p.creds),
+		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return dialer.DialContext(ctx, "tcp", addr)
+		})}
 	if p.ua != "" {
 		opts = append(opts, grpc.WithUserAgent(p.ua))
 	}
@@ -119,7 +129,7 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	// Unavailable; a connect that hangs is bounded by ctx, like the call.
 	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: p.service})
 	if err != nil {
-		return probe.Failure("%s", p.describe(ctx, err))
+		return probe.Failure("%s", p.describe(ctx, err, conn.GetState() == connectivity.Ready))
 	}
 	if st := resp.GetStatus(); st != healthpb.HealthCheckResponse_SERVING {
 		return probe.Failure("service unhealthy (responded with %q)", st.String())
@@ -127,18 +137,24 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	return probe.Success("service healthy")
 }
 
-func (p *Prober) describe(ctx context.Context, err error) string {
+// describe words a failed Check as the kubelet's gRPC prober
+// (pkg/probe/grpc/grpc.go) does. One difference, deliberate: the kubelet
+// dials with WithBlock, so a refused connection is retried until the
+// timeout and reported as a connect timeout; healthbridge fails it at
+// once, with the kubelet's wording for a connect error and the cause.
+func (p *Prober) describe(ctx context.Context, err error, connected bool) string {
 	st, _ := status.FromError(err)
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) || st.Code() == codes.DeadlineExceeded:
-		return fmt.Sprintf("timeout: health rpc did not complete within the timeout: %s", st.Message())
+		if !connected {
+			return fmt.Sprintf("timeout: failed to connect service %q within %v: %v", p.addr, p.timeout, context.DeadlineExceeded)
+		}
+		return fmt.Sprintf("timeout: health rpc did not complete within %v", p.timeout)
 	case st.Code() == codes.Unimplemented:
-		return "this server does not implement the grpc health protocol (grpc.health.v1.Health): " + st.Message()
-	case st.Code() == codes.NotFound:
-		return "service unknown: " + strconv.Quote(p.service) + ": " + st.Message()
-	case st.Code() == codes.Unavailable:
-		return "failed to connect to " + p.addr + ": " + st.Message()
+		return "error: this server does not implement the grpc health protocol (grpc.health.v1.Health): " + st.Message()
+	case st.Code() == codes.Unavailable && !connected:
+		return fmt.Sprintf("error: failed to connect service at %q: %s", p.addr, st.Message())
 	default:
-		return fmt.Sprintf("health rpc failed: %s: %s", st.Code(), st.Message())
+		return fmt.Sprintf("error: health rpc probe failed: %v", err)
 	}
 }
