@@ -195,3 +195,35 @@ func TestProbeHTTPSFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeUserAgent: HTTP probes, one-shot and scheduled, say
+// "User-Agent: healthbridge/<version>", as documented, with the version
+// `healthbridge version` prints.
+func TestProbeUserAgent(t *testing.T) {
+	uas := make(chan string, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case uas <- r.Header.Get("User-Agent"):
+		default:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	_, version, _ := runBinary(t, "version")
+	want := "healthbridge/" + strings.Fields(version)[len(strings.Fields(version))-1]
+	if code, _, stderr := runBinary(t, "probe", srv.URL+"/"); code != 0 {
+		t.Fatalf("probe: exit %d %s", code, stderr)
+	}
+	if ua := <-uas; ua != want {
+		t.Fatalf("one-shot User-Agent %q, want %q", ua, want)
+	}
+	cfg := writeConfig(t, "listen: 127.0.0.1:0\nchecks: [{name: web, httpGet: {host: 127.0.0.1, port: "+srv.URL[strings.LastIndex(srv.URL, ":")+1:]+", path: /}, periodSeconds: 1}]\n")
+	start(t, "--config", cfg)
+	select {
+	case ua := <-uas:
+		if ua != want {
+			t.Fatalf("sidecar User-Agent %q, want %q", ua, want)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the sidecar never probed")
+	}
+}

@@ -125,7 +125,7 @@ type Prober interface {
 // value is usable.
 type Deps struct {
 	// UserAgent is sent by HTTP and gRPC probes that do not set one;
-	// default "github.com/healthbridge/healthbridge/<version>".
+	// default UserAgent().
 	UserAgent string
 	// Kubeconfig is --kubeconfig for kubernetesPod checks; empty means
 	// client-go's usual rules ($KUBECONFIG, ~/.kube/config, in-cluster).
@@ -142,8 +142,9 @@ type Deps struct {
 var Version = "0.1.0"
 
 // UserAgent is what HTTP and gRPC probes send by default:
-// "github.com/healthbridge/healthbridge/<Version>".
-func UserAgent() string { return "github.com/healthbridge/healthbridge/" + Version }
+// "healthbridge/<Version>" (as the kubelet sends "kube-probe/1.36"), so
+// probe traffic can be told apart and counted by this string.
+func UserAgent() string { return "healthbridge/" + Version }
 
 // MaxOutput is how many bytes of a probe's output are stored: 4096, as
 // Docker's health monitor (moby daemon/health.go).

@@ -33,7 +33,7 @@ func check(t *testing.T, addr, service string, tlsCfg *config.TLS, timeout time.
 	host, port, _ := net.SplitHostPort(addr)
 	n, _ := net.LookupPort("tcp", port)
 	c := &config.Check{Name: "g", GRPC: &config.GRPCAction{Host: host, Port: int32(n), Service: &service, TLS: tlsCfg}}
-	p, err := New(c, probe.Deps{UserAgent: "github.com/healthbridge/healthbridge/test"})
+	p, err := New(c, probe.Deps{UserAgent: "healthbridge/test"})
 	if err != nil {
 		t.Fatal(err)
 	}

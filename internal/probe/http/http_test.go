@@ -36,7 +36,7 @@ func checkFor(t *testing.T, rawURL, path string, headers ...config.HTTPHeader) *
 
 func probeOnce(t *testing.T, c *config.Check, timeout time.Duration) probe.Result {
 	t.Helper()
-	p, err := New(c, probe.Deps{UserAgent: "github.com/healthbridge/healthbridge/test"})
+	p, err := New(c, probe.Deps{UserAgent: "healthbridge/test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestRequestHeaders(t *testing.T) {
 		t.Fatalf("%v %q", r.Outcome, r.Output)
 	}
 	req := <-got
-	if req.URL.Path != "/ready" || req.Header.Get("User-Agent") != "github.com/healthbridge/healthbridge/test" || req.Header.Get("Accept") != "*/*" ||
+	if req.URL.Path != "/ready" || req.Header.Get("User-Agent") != "healthbridge/test" || req.Header.Get("Accept") != "*/*" ||
 		req.Header.Get("X-Probe") != "1" || req.Host != "svc.local" || !req.Close {
 		t.Fatalf("request: path %q UA %q Accept %q X-Probe %q Host %q close %v", req.URL.Path, req.Header.Get("User-Agent"),
 			req.Header.Get("Accept"), req.Header.Get("X-Probe"), req.Host, req.Close)
