@@ -3,8 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
-	"github.com/healthbridge/healthbridge/internal/testutil"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/healthbridge/healthbridge/health"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
 // writer is one client library driving a unit through its life.
@@ -239,4 +240,67 @@ checks:
 func adminAddr(t *testing.T, p *child) string {
 	t.Helper()
 	return "http://" + p.LoggedAddr(t, "serving admin")
+}
+
+// rawRequest sends request (a whole HTTP/1.1 request, sent as is: no
+// client cleans its path) to addr (http://host:port) and returns the
+// response's status code and its Location header.
+func rawRequest(t *testing.T, addr, request string) (int, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(addr, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("%q: %v", request, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Location")
+}
+
+// TestAdminNeverRedirects: the push port answers a non-canonical path
+// with a 4xx, never a redirect that a client would follow with its POST;
+// a method the endpoint does not take is 405 with Allow.
+func TestAdminNeverRedirects(t *testing.T) {
+	cfg := writeConfig(t, "listen: 127.0.0.1:0\nadminListen: 127.0.0.1:0\nchecks:\n  - {name: ex, roles: [readiness], ttl: {seconds: 60}}\n")
+	p := start(t, "--config", cfg)
+	admin := adminAddr(t, p)
+	for _, target := range []string{"/checks", "/checks/", "/checks/batch/../ex/fail", "/checks/./ex/fail", "//checks/ex/fail",
+		"/checks/ex/fail/", "/checks/ex//fail", "/checks/ex/fail/..", "*", "/checks/ex/nope", "/"} {
+		for _, method := range []string{"POST", "PUT", "GET", "OPTIONS"} {
+			req := method + " " + target + " HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+			code, loc := rawRequest(t, admin, req)
+			if code < 400 || code > 499 || loc != "" {
+				t.Errorf("%s %s: %d (Location %q), want a 4xx and no redirect", method, target, code, loc)
+			}
+		}
+	}
+	resp, err := http.Get(admin + "/checks/ex/pass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if allow := resp.Header.Get("Allow"); resp.StatusCode != 405 || !strings.Contains(allow, "POST") || !strings.Contains(allow, "PUT") {
+		t.Fatalf("GET on a push endpoint: %d Allow %q", resp.StatusCode, allow)
+	}
+	// The canonical path still works, and the report counts.
+	if code, _ := rawRequest(t, admin, "POST /checks/ex/pass HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"); code != 200 {
+		t.Fatalf("POST /checks/ex/pass: %d", code)
+	}
+	p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 200 })
+	// The public listener never redirects either.
+	for _, target := range []string{"//readyz", "/readyz/", "/./readyz", "/x/../readyz", "*"} {
+		for _, method := range []string{"GET", "POST", "OPTIONS"} {
+			code, loc := rawRequest(t, p.Addr, method+" "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+			if (code >= 300 && code < 400) || loc != "" {
+				t.Errorf("public %s %s: %d (Location %q)", method, target, code, loc)
+			}
+		}
+	}
 }

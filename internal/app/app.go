@@ -131,7 +131,7 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		if admin == nil {
 			admin = http.NewServeMux()
 		}
-		admin.Handle(pk.Pattern, pk.Handler)
+		pk.Register(admin)
 		pushNew[k] = pk.New
 	}
 	for i := range cfg.Checks {
@@ -203,7 +203,7 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 			return nil, fmt.Errorf("adminListen: %w", err)
 		}
 		sc.adminLn = aln
-		sc.adminSrv = server.NewHTTPServer(admin, log)
+		sc.adminSrv = server.NewHTTPServer(server.CanonicalPaths(admin), log)
 	}
 	if cfg.GRPCListen != "" {
 		srv, err := newGRPC(cfg, store)

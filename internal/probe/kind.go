@@ -78,13 +78,24 @@ type Args struct {
 
 // PushKind is a push kind set up for one sidecar's checks of that kind.
 type PushKind struct {
-	// Pattern and Handler are mounted on the admin listener (an
-	// http.ServeMux pattern such as "/checks/").
-	Pattern string
-	Handler http.Handler
+	// Handler is mounted on the admin listener at each of Patterns (Go
+	// 1.22 http.ServeMux patterns with a method and wildcards, such as
+	// "POST /checks/{name}/{verb}": the mux answers 405 with Allow for
+	// other methods, and the handler reads the wildcards with
+	// Request.PathValue). A subtree pattern ("/checks/") is not allowed:
+	// the mux would redirect "/checks" to it, and no listener redirects.
+	Patterns []string
+	Handler  http.Handler
 	// New replaces Kind.New for these checks: their probers read what the
 	// handler received.
 	New func(c *config.Check, d Deps) (Prober, error)
+}
+
+// Register mounts the handler at each of its patterns on mux.
+func (pk PushKind) Register(mux *http.ServeMux) {
+	for _, p := range pk.Patterns {
+		mux.Handle(p, pk.Handler)
+	}
 }
 
 // LeanTag is the build tag that leaves the heavy kinds out of a binary

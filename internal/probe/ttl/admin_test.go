@@ -15,7 +15,9 @@ import (
 func TestAdminPushLimits(t *testing.T) {
 	board := NewBoard([]string{"beat"})
 	srv := httptest.NewUnstartedServer(nil)
-	srv.Config = server.NewHTTPServer(NewAdmin(board, nil), slog.New(slog.DiscardHandler))
+	mux := http.NewServeMux()
+	probe.PushKind{Patterns: AdminPatterns, Handler: NewAdmin(board, nil)}.Register(mux)
+	srv.Config = server.NewHTTPServer(server.CanonicalPaths(mux), slog.New(slog.DiscardHandler))
 	srv.Start()
 	t.Cleanup(srv.Close)
 	post := func(path string, body io.Reader) int {

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -51,8 +50,8 @@ var Kind = probe.Kind{
 		}
 		b := NewBoard(names)
 		return probe.PushKind{
-			Pattern: "/checks/",
-			Handler: NewAdmin(b, runNow),
+			Patterns: AdminPatterns,
+			Handler:  NewAdmin(b, runNow),
 			New: func(c *config.Check, _ probe.Deps) (probe.Prober, error) {
 				return &Prober{name: c.Name, ttl: time.Duration(c.TTL.Seconds) * time.Second, board: b}, nil
 			},
@@ -152,7 +151,11 @@ var pushVerbs = map[string]probe.Outcome{
 	"fail": probe.OutcomeFailure,
 }
 
-// Admin serves the push endpoints for ttl checks:
+// AdminPatterns are the push endpoints' http.ServeMux patterns.
+var AdminPatterns = []string{"POST /checks/{name}/{verb}", "PUT /checks/{name}/{verb}"}
+
+// Admin serves the push endpoints for ttl checks, mounted at
+// AdminPatterns:
 //
 //	POST (or PUT) /checks/<name>/pass|warn|fail   body: optional output
 //
@@ -172,16 +175,10 @@ func NewAdmin(b *Board, onReport func(name string)) *Admin {
 
 // ServeHTTP implements http.Handler.
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rest, ok := strings.CutPrefix(r.URL.Path, "/checks/")
-	name, verb, ok2 := strings.Cut(rest, "/")
-	outcome, ok3 := pushVerbs[verb]
-	if !ok || !ok2 || !ok3 || name == "" {
-		http.NotFound(w, r)
-		return
-	}
-	if r.Method != http.MethodPost && r.Method != http.MethodPut {
-		w.Header().Set("Allow", "POST, PUT")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	name := r.PathValue("name")
+	outcome, ok := pushVerbs[r.PathValue("verb")]
+	if !ok || name == "" {
+		http.Error(w, "not found: POST /checks/<name>/pass, warn or fail", http.StatusNotFound)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxPushBody))
