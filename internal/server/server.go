@@ -185,7 +185,7 @@ func (h *Handler) serveScope(w http.ResponseWriter, r *http.Request, snap *state
 	}
 	if only != "" && !v.OK && h.opts.ExposeOutput && len(v.Entries) == 1 && !v.ShuttingDown {
 		// kube-apiserver's single-check handler: the check's error alone.
-		writeText(w, code, "internal server error: "+h.reason(v.Entries[0].Check)+"\n")
+		writeText(w, code, "internal server error: "+h.errorText(v.Entries[0].Check)+"\n")
 		return
 	}
 	_, verbose := q["verbose"]
@@ -313,6 +313,21 @@ func (h *Handler) reason(c *state.Check) string {
 	return c.State.Status.String() + ": " + out
 }
 
+// errorText is a failing check's error as kube-apiserver's single-check
+// handler prints it after "internal server error: ": the last output on
+// one line (or the outcome when there is none), without the state that
+// the verbose list puts before it.
+func (h *Handler) errorText(c *state.Check) string {
+	last, ok := c.State.Last()
+	if !ok {
+		return "no result yet"
+	}
+	if out := oneLine(last.Output); out != "" {
+		return out
+	}
+	return last.Outcome.String()
+}
+
 // oneLine is s trimmed, with line breaks turned into spaces: a reason must
 // stay on its line (kube-apiserver's verbose list, HAProxy's agent line,
 // which ends at the first '\r' or '\n').
@@ -336,15 +351,15 @@ var (
 
 // writeOK answers the plain passing poll: "ok", text/plain, no-store (a
 // cache between a load balancer and healthbridge must never replay a
-// verdict). It sets one header beyond what net/http writes by itself:
-// every header a handler sets moves net/http off its fast path (sorting and
-// writing a header map), which is the serving path's main cost against a
-// bare handler. X-Content-Type-Options is left to the other answers, whose
-// bodies can carry probe output: a constant "ok" cannot be sniffed into
-// anything.
+// verdict) and X-Content-Type-Options: nosniff, which kube-apiserver sets
+// on every answer. It sets three headers beyond what net/http writes by
+// itself; every header a handler sets moves net/http off its fast path
+// (sorting and writing a header map), which is the serving path's main
+// cost against a bare handler (bench/readyz measures it).
 func writeOK(w http.ResponseWriter) {
 	hd := w.Header()
 	hd["Content-Type"] = textType
+	hd["X-Content-Type-Options"] = nosniff
 	hd["Cache-Control"] = noStore
 	_, _ = io.WriteString(w, "ok")
 }

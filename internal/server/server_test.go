@@ -132,12 +132,32 @@ func TestExposeOutputAndFailureCode(t *testing.T) {
 	if r.code != 500 || !strings.Contains(r.body, "[-]db failed: unhealthy: connection refused secret\n") {
 		t.Fatalf("%d %q", r.code, r.body)
 	}
-	// A single check's path answers as kube-apiserver's single-check handler.
-	if r := get(t, h, "GET", "/readyz/db"); r.code != 500 || r.body != "internal server error: unhealthy: connection refused secret\n" {
+	// A single check's path answers as kube-apiserver's single-check
+	// handler: the check's error alone, no state before it.
+	if r := get(t, h, "GET", "/readyz/db"); r.code != 500 || r.body != "internal server error: connection refused secret\n" {
 		t.Fatalf("/readyz/db: %d %q", r.code, r.body)
 	}
 	if r := get(t, h, "GET", "/healthz/web"); r.code != 200 || r.body != "ok" {
 		t.Fatalf("/healthz/web: %d %q", r.code, r.body)
+	}
+	record(s, "db", probe.OutcomeFailure, "")
+	if r := get(t, h, "GET", "/readyz/db"); r.body != "internal server error: failure\n" {
+		t.Fatalf("/readyz/db without output: %d %q", r.code, r.body)
+	}
+}
+
+// TestEveryAnswerIsNosniff: kube-apiserver sets X-Content-Type-Options:
+// nosniff on every answer, the plain passing poll included.
+func TestEveryAnswerIsNosniff(t *testing.T) {
+	s := newStore()
+	record(s, "web", probe.OutcomeSuccess, "")
+	record(s, "db", probe.OutcomeSuccess, "")
+	record(s, "boot", probe.OutcomeSuccess, "")
+	h := New(s, Options{})
+	for _, target := range []string{"/healthz", "/livez", "/readyz", "/startupz", "/readyz/web", "/healthz?verbose", "/nope"} {
+		if r := get(t, h, "GET", target); r.hdr.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: %d without X-Content-Type-Options: nosniff", target, r.code)
+		}
 	}
 }
 
