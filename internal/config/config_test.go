@@ -4,6 +4,7 @@ package config_test
 
 import (
 	"flag"
+	"fmt"
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe/kinds"
 	"os"
@@ -114,5 +115,28 @@ func TestAdminListenMustBeLoopback(t *testing.T) {
 		if _, err := kinds.Parse([]byte(body)); err != nil {
 			t.Errorf("%s with allowRemoteAdmin: %v", addr, err)
 		}
+	}
+}
+
+// TestTruncatedJSONSaysWhere: a 10 MB JSON config cut short is refused
+// with the line, column and byte where parsing stopped.
+func TestTruncatedJSONSaysWhere(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("{\n  \"checks\": [\n")
+	for i := 0; b.Len() < 10<<20; i++ {
+		fmt.Fprintf(&b, "    {\"name\": \"c%d\", \"tcpSocket\": {\"port\": 80}},\n", i)
+	}
+	full := b.String()
+	cut := full[:len(full)-20] // mid-object
+	lines := strings.Count(cut, "\n") + 1
+	_, err := config.Parse([]byte(cut), kinds.Rules)
+	want := fmt.Sprintf("config: line %d, column %d (offset %d): unexpected end of JSON input", lines, len(cut)-strings.LastIndex(cut, "\n"), len(cut))
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	// A syntax error mid-file, likewise.
+	_, err = config.Parse([]byte("{\"checks\": [\n  {\"name\": \"a\",, \"tcpSocket\": {\"port\": 80}}\n]}"), kinds.Rules)
+	if err == nil || !strings.HasPrefix(err.Error(), "config: line 2, column 16 (offset 28): invalid character ','") {
+		t.Fatalf("got %v", err)
 	}
 }

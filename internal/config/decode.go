@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 
 	sigsjson "sigs.k8s.io/json"
@@ -45,8 +46,19 @@ func Parse(data []byte, r Rules) (*Config, error) {
 	if tree == nil {
 		return nil, errors.New("config: empty file: at least one check is required")
 	}
+	// Unknown fields, with their paths, all at once: sigs.k8s.io/json's
+	// strict mode, as the apiserver decodes (case-sensitive field names;
+	// duplicates were refused by toJSON).
 	var shapeErrs []error
-	checkShape(tree, reflect.TypeFor[Config](), "", &shapeErrs)
+	strict, _ := sigsjson.UnmarshalStrict(js, new(Config), sigsjson.DisallowUnknownFields)
+	for _, e := range strict {
+		shapeErrs = append(shapeErrs, strictError(e))
+	}
+	// Values of the wrong type: sigs.k8s.io/json, like encoding/json, stops
+	// at the first (and names it in Go's terms); checkTypes names every
+	// one, with its path.
+	checkTypes(tree, reflect.TypeFor[Config](), "", &shapeErrs)
+	sort.Slice(shapeErrs, func(i, j int) bool { return shapeErrs[i].Error() < shapeErrs[j].Error() })
 	// Decode even after shape errors, so that one typo does not hide the
 	// other problems: encoding/json skips what does not fit and fills the
 	// rest. A semantic error on a field that already has a shape error
@@ -76,6 +88,45 @@ func Parse(data []byte, r Rules) (*Config, error) {
 	return &c, nil
 }
 
+// strictError turns sigs.k8s.io/json's `unknown field "a.b"` (or
+// `duplicate field "a.b"`) into "a.b: unknown field", the path first as
+// in every other error.
+func strictError(e error) error {
+	msg := e.Error()
+	for _, what := range []string{"unknown field", "duplicate field"} {
+		if q, ok := strings.CutPrefix(msg, what+" "); ok {
+			if path, err := strconv.Unquote(q); err == nil {
+				return Errorf(orRoot(path), "%s", what)
+			}
+		}
+	}
+	return fmt.Errorf("config: %s", msg)
+}
+
+// syntaxError says where a JSON file stops parsing: line, column and byte
+// offset, from encoding/json's SyntaxError (a truncated 10 MB file must
+// not be refused with no location). Other errors are returned as they are.
+func syntaxError(data []byte, err error) error {
+	var se *json.SyntaxError
+	if !errors.As(err, &se) {
+		// sigs.k8s.io/json's own syntax errors carry no offset we can
+		// read: ask encoding/json, which reports the same problem.
+		var tree any
+		if e := json.Unmarshal(data, &tree); e == nil || !errors.As(e, &se) {
+			return fmt.Errorf("config: %w", err)
+		}
+	}
+	// Offset counts the bytes read, the offending one included; at the end
+	// of the input the position is just past the last byte.
+	pos := len(data)
+	if int(se.Offset) < len(data) {
+		pos = max(int(se.Offset)-1, 0)
+	}
+	line := 1 + bytes.Count(data[:pos], []byte("\n"))
+	col := pos - bytes.LastIndexByte(data[:pos], '\n')
+	return fmt.Errorf("config: line %d, column %d (offset %d): %s", line, col, pos, se.Error())
+}
+
 // toJSON turns the file into JSON. A file that is a JSON object is
 // decoded as JSON (duplicate keys refused, with sigs.k8s.io/json as the
 // apiserver's strict decoding does), so that escapes YAML does not read,
@@ -87,11 +138,11 @@ func toJSON(data []byte) ([]byte, error) {
 		var tree any
 		strict, err := sigsjson.UnmarshalStrict(t, &tree, sigsjson.DisallowDuplicateFields)
 		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
+			return nil, syntaxError(t, err)
 		}
 		var errs []error
 		for _, e := range strict {
-			errs = append(errs, fmt.Errorf("config: %w", e))
+			errs = append(errs, strictError(e))
 		}
 		if len(errs) > 0 {
 			return nil, errors.Join(errs...)
@@ -143,11 +194,14 @@ var (
 	intOrString     = reflect.TypeFor[IntOrString]()
 )
 
-// checkShape compares a decoded JSON tree with the Go type it will be
-// decoded into, and appends an error with its path for each unknown field
-// and each value of the wrong type. encoding/json's own strict mode stops at
-// the first problem and names no index; this names them all.
-func checkShape(v any, t reflect.Type, path string, errs *[]error) {
+// checkTypes compares a decoded JSON tree with the Go type it will be
+// decoded into, and appends an error with its path for each value of the
+// wrong type (unknown fields are sigs.k8s.io/json's to report, and are
+// skipped here). encoding/json and sigs.k8s.io/json stop at the first
+// wrong type and name it in Go's terms ("cannot unmarshal string into Go
+// struct field Probe.checks.periodSeconds of type int32"); this names
+// every one, in the config's terms.
+func checkTypes(v any, t reflect.Type, path string, errs *[]error) {
 	if v == nil {
 		return // null: the zero value
 	}
@@ -196,12 +250,9 @@ func checkShape(v any, t reflect.Type, path string, errs *[]error) {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			ft, ok := fields[k]
-			if !ok {
-				*errs = append(*errs, Errorf(join(path, k), "unknown field"))
-				continue
+			if ft, ok := fields[k]; ok {
+				checkTypes(m[k], ft, join(path, k), errs)
 			}
-			checkShape(m[k], ft, join(path, k), errs)
 		}
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 {
@@ -216,7 +267,7 @@ func checkShape(v any, t reflect.Type, path string, errs *[]error) {
 			return
 		}
 		for i, e := range l {
-			checkShape(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+			checkTypes(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
 		}
 	case reflect.Map:
 		m, ok := v.(map[string]any)
@@ -225,7 +276,7 @@ func checkShape(v any, t reflect.Type, path string, errs *[]error) {
 			return
 		}
 		for k, e := range m {
-			checkShape(e, t.Elem(), join(path, k), errs)
+			checkTypes(e, t.Elem(), join(path, k), errs)
 		}
 	case reflect.String:
 		if _, ok := v.(string); !ok {
