@@ -46,19 +46,8 @@ func Parse(data []byte, r Rules) (*Config, error) {
 	if tree == nil {
 		return nil, errors.New("config: empty file: at least one check is required")
 	}
-	// Unknown fields, with their paths, all at once: sigs.k8s.io/json's
-	// strict mode, as the apiserver decodes (case-sensitive field names;
-	// duplicates were refused by toJSON).
 	var shapeErrs []error
-	strict, _ := sigsjson.UnmarshalStrict(js, new(Config), sigsjson.DisallowUnknownFields)
-	for _, e := range strict {
-		shapeErrs = append(shapeErrs, strictError(e))
-	}
-	// Values of the wrong type: sigs.k8s.io/json, like encoding/json, stops
-	// at the first (and names it in Go's terms); checkTypes names every
-	// one, with its path.
-	checkTypes(tree, reflect.TypeFor[Config](), "", &shapeErrs)
-	sort.Slice(shapeErrs, func(i, j int) bool { return shapeErrs[i].Error() < shapeErrs[j].Error() })
+	checkShape(tree, reflect.TypeFor[Config](), "", &shapeErrs)
 	// Decode even after shape errors, so that one typo does not hide the
 	// other problems: encoding/json skips what does not fit and fills the
 	// rest. A semantic error on a field that already has a shape error
@@ -194,14 +183,18 @@ var (
 	intOrString     = reflect.TypeFor[IntOrString]()
 )
 
-// checkTypes compares a decoded JSON tree with the Go type it will be
-// decoded into, and appends an error with its path for each value of the
-// wrong type (unknown fields are sigs.k8s.io/json's to report, and are
-// skipped here). encoding/json and sigs.k8s.io/json stop at the first
-// wrong type and name it in Go's terms ("cannot unmarshal string into Go
-// struct field Probe.checks.periodSeconds of type int32"); this names
-// every one, in the config's terms.
-func checkTypes(v any, t reflect.Type, path string, errs *[]error) {
+// checkShape compares a decoded JSON tree with the Go type it will be
+// decoded into, and appends an error with its path for each unknown field
+// and each value of the wrong type, matching field names case-sensitively.
+//
+// Why not sigs.k8s.io/json's strict mode, which the apiserver uses and
+// healthbridge links (toJSON uses it for duplicate keys): it reports every
+// unknown field with its path only up to the first value of the wrong
+// type, where decoding stops, and names that one in Go's terms ("cannot
+// unmarshal string into Go struct field Probe.checks.periodSeconds of type
+// int32"). A config with a typo and a wrong type would show one problem
+// at a time; this walk shows them all, in the config's terms.
+func checkShape(v any, t reflect.Type, path string, errs *[]error) {
 	if v == nil {
 		return // null: the zero value
 	}
@@ -250,9 +243,12 @@ func checkTypes(v any, t reflect.Type, path string, errs *[]error) {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			if ft, ok := fields[k]; ok {
-				checkTypes(m[k], ft, join(path, k), errs)
+			ft, ok := fields[k]
+			if !ok {
+				*errs = append(*errs, Errorf(join(path, k), "unknown field"))
+				continue
 			}
+			checkShape(m[k], ft, join(path, k), errs)
 		}
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 {
@@ -267,7 +263,7 @@ func checkTypes(v any, t reflect.Type, path string, errs *[]error) {
 			return
 		}
 		for i, e := range l {
-			checkTypes(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+			checkShape(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
 		}
 	case reflect.Map:
 		m, ok := v.(map[string]any)
@@ -276,7 +272,7 @@ func checkTypes(v any, t reflect.Type, path string, errs *[]error) {
 			return
 		}
 		for k, e := range m {
-			checkTypes(e, t.Elem(), join(path, k), errs)
+			checkShape(e, t.Elem(), join(path, k), errs)
 		}
 	case reflect.String:
 		if _, ok := v.(string); !ok {
