@@ -189,13 +189,15 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 		closeAll(closers)
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	var handler http.Handler = server.New(store, sopts)
+	h := server.New(store, sopts)
+	var handler http.Handler = h
 	if opts.Wrap != nil {
 		handler = opts.Wrap(handler, store)
 	}
 	sc.closers, sc.cfg, sc.log, sc.store, sc.checks = closers, cfg, log, store, checks
 	sc.sched, sc.ln, sc.reap = scheduler.New(checks, log), ln, opts.Reap
 	sc.srv = server.NewHTTPServer(handler, log)
+	sc.srv.RegisterOnShutdown(h.CloseStreams)
 	if admin != nil {
 		aln, err := net.Listen("tcp", cfg.AdminListen)
 		if err != nil {

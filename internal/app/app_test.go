@@ -229,3 +229,37 @@ func TestGRPCListenNeedsTheFullBuild(t *testing.T) {
 		t.Fatal("no gRPC listener in the full build")
 	}
 }
+
+// TestShutdownEndsEventStreams: /events is a tracked net/http response, so
+// the server's shutdown ends an open stream (the client reads the end of
+// it) instead of leaving a hijacked connection behind it.
+func TestShutdownEndsEventStreams(t *testing.T) {
+	sc, stop, done := runSidecar(t, "listen: 127.0.0.1:0\nchecks:\n  - {name: cmd, exec: {command: [\"true\"]}, periodSeconds: 1}\n")
+	resp, err := http.Get("http://" + sc.ln.Addr().String() + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	ended := make(chan error, 1)
+	go func() { _, err := io.Copy(io.Discard, resp.Body); ended <- err }()
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatalf("the stream ended with %v, want its end", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the /events stream outlived the server's shutdown")
+	}
+}

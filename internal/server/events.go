@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,7 +44,20 @@ type events struct {
 	clients atomic.Int32
 	// writeTimeout is eventWriteTimeout, shorter in tests.
 	writeTimeout time.Duration
+
+	closeOnce sync.Once
+	done      chan struct{} // closed by close; made by closed
+	doneOnce  sync.Once
 }
+
+// closed is closed once the streams must end (server shutdown).
+func (e *events) closed() chan struct{} {
+	e.doneOnce.Do(func() { e.done = make(chan struct{}) })
+	return e.done
+}
+
+// close ends every stream.
+func (e *events) close() { e.closeOnce.Do(func() { close(e.closed()) }) }
 
 type eventJSON struct {
 	Check    string        `json:"check"`
@@ -76,32 +90,35 @@ func (e *events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			last, resumed = n, true
 		}
 	}
-	// The stream is a hijacked connection: its writes have their own
-	// deadline, it ends with the connection, and a dropped client is cut
-	// off at once (a handler's return would leave a full socket to
-	// net/http's keep-alive logic).
-	conn, _, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		http.Error(w, "streaming not supported here", http.StatusInternalServerError)
-		return
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Time{}) // not the server's read and write timeouts: a stream lasts
+	// The stream stays a net/http response (http.Server.Shutdown tracks its
+	// connection and ends it through CloseStreams); each write has its own
+	// deadline instead of the server's, and the server's read deadline is
+	// lifted: the client sends nothing more, and a read deadline that
+	// passed would cancel the request's context.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
 	write := func(s string) bool {
-		_ = conn.SetWriteDeadline(time.Now().Add(e.writeTimeout))
-		_, err := io.WriteString(conn, s)
-		return err == nil
+		if rc.SetWriteDeadline(time.Now().Add(e.writeTimeout)) != nil {
+			return false
+		}
+		if _, err := io.WriteString(w, s); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
 	}
-	if !write("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n" +
-		"X-Content-Type-Options: nosniff\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: 2000\n\n") {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("X-Accel-Buffering", "no")
+	// A dropped client's connection is closed, not kept for another
+	// request with a full socket.
+	hd.Set("Connection", "close")
+	w.WriteHeader(http.StatusOK)
+	if !write("retry: 2000\n\n") {
 		return
 	}
-	// The client sends nothing more; a read that ends means it is gone.
-	gone := make(chan struct{})
-	go func() {
-		_, _ = io.Copy(io.Discard, conn)
-		close(gone)
-	}()
+	gone := r.Context().Done() // the client went away (or the server closed)
 	keepalive := time.NewTicker(eventKeepalive)
 	defer keepalive.Stop()
 	first := true
@@ -131,6 +148,8 @@ func (e *events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-gone:
+			return
+		case <-e.closed():
 			return
 		}
 	}

@@ -81,6 +81,11 @@ type Handler struct {
 	events  *events
 }
 
+// CloseStreams ends every /events stream. Register it with the server's
+// RegisterOnShutdown: http.Server.Shutdown waits for active connections,
+// and a stream is one until it ends.
+func (h *Handler) CloseStreams() { h.events.close() }
+
 // New returns a Handler for store.
 func New(store *state.Store, opts Options) *Handler {
 	if opts.FailureStatusCode == 0 {
