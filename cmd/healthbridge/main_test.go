@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -356,9 +357,21 @@ func TestPID1WithoutItsOwnProc(t *testing.T) {
 			t.Fatalf("nothing reaped in 15s (%d zombies):\n%s", zombies(), logs())
 		}
 	}
-	// Orphans keep coming every second; each is reaped: the count of
-	// zombies never builds up.
-	time.Sleep(3 * time.Second)
+	// Orphans keep coming every second; each is reaped: once several more
+	// have been reaped, the count of zombies has not built up.
+	reaped := func() int {
+		n := 0
+		for _, m := range regexp.MustCompile(`msg="reaped orphans" count=(\d+)`).FindAllStringSubmatch(logs(), -1) {
+			c, _ := strconv.Atoi(m[1])
+			n += c
+		}
+		return n
+	}
+	for deadline, want := time.Now().Add(30*time.Second), reaped()+3; reaped() < want; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d reaped, want %d within 30s:\n%s", reaped(), want, logs())
+		}
+	}
 	if n := zombies(); n > 2 {
 		t.Fatalf("%d zombie children of healthbridge (host pid %d)", n, hb)
 	}

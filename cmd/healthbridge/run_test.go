@@ -104,12 +104,19 @@ func TestRunForwardsSignals(t *testing.T) {
 	// --signal-group: a grandchild in the child's group gets SIGTERM too.
 	pidFile := filepath.Join(dir, "grandchild")
 	cmd, _, _ = runInit(t, "--signal-group", "--", "sh", "-c", "sleep 300 & echo $! > "+pidFile+"; wait")
-	waitFile(t, pidFile)
-	time.Sleep(50 * time.Millisecond) // the pid is written in full
-	b, _ := os.ReadFile(pidFile)
-	grandchild, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
+	// The pid is complete once its line ends.
+	var grandchild int
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, _ := os.ReadFile(pidFile); strings.HasSuffix(string(b), "\n") {
+			var err error
+			if grandchild, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the grandchild's pid never appeared")
+		}
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

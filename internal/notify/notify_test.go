@@ -155,9 +155,12 @@ func TestFiltersAndTextFormat(t *testing.T) {
 	store, _ := setup(t, config.NotifyWebhook{URL: url, Format: "text", Roles: []config.Role{config.RoleLiveness}})
 	flip(store, "db", 0)
 	flip(store, "web", 1)
-	got := waitN(t, rc, 1)
-	time.Sleep(100 * time.Millisecond)
-	if got = rc.got(); len(got) != 1 || !strings.Contains(got[0], `"text":"healthbridge: check web (httpGet) is unhealthy (was starting): run 1"`) {
+	flip(store, "web", 2)
+	// Delivery keeps the order of recording: had db's transition been
+	// sent, it would have come first.
+	got := waitN(t, rc, 2)
+	if len(got) != 2 || !strings.Contains(got[0], `"text":"healthbridge: check web (httpGet) is unhealthy (was starting): run 1"`) ||
+		!strings.Contains(got[1], `check web (httpGet) is healthy (was unhealthy): run 2`) {
 		t.Fatalf("%v", got)
 	}
 }
@@ -205,12 +208,11 @@ func TestTransitionsBeforeRunAreSent(t *testing.T) {
 	done := make(chan struct{})
 	go func() { n.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	got := waitN(t, rc, 1)
-	if !strings.Contains(got[0], `"to":"unhealthy"`) {
-		t.Fatalf("first notification %s", got[0])
-	}
-	time.Sleep(200 * time.Millisecond) // nothing else arrives
-	if len(rc.got()) != 1 {
-		t.Fatalf("notifications %v", rc.got())
+	flip(store, "db", 2) // a later transition: sent after it
+	// Delivery keeps the order of recording: had the transition before New
+	// been sent, it would have come first.
+	got := waitN(t, rc, 2)
+	if len(got) != 2 || !strings.Contains(got[0], `"to":"unhealthy"`) || !strings.Contains(got[1], `"to":"healthy"`) {
+		t.Fatalf("notifications %v", got)
 	}
 }

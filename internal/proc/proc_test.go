@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	osexec "os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,10 +28,31 @@ func zombies(t *testing.T) int {
 	return n
 }
 
+// subreaperEnv marks the test binary re-run as a child subreaper.
+const subreaperEnv = "HEALTHBRIDGE_TEST_SUBREAPER"
+
 // TestReaperKeepsExitCodesAndLeavesNoZombies runs many probes that leave
-// orphans behind (one in the probe's group, one escaped with setsid) with
-// this test process as a child subreaper, as healthbridge is as PID 1.
+// orphans behind (one in the probe's group, one escaped with setsid) in a
+// child subreaper, as healthbridge is as PID 1. The subreaper is a
+// re-run of this test binary: becoming one is for the life of a process,
+// and the other tests of this one must not inherit orphans.
 func TestReaperKeepsExitCodesAndLeavesNoZombies(t *testing.T) {
+	if os.Getenv(subreaperEnv) == "" {
+		cmd := osexec.Command(os.Args[0], "-test.run=^TestReaperKeepsExitCodesAndLeavesNoZombies$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), subreaperEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		if strings.Contains(string(out), "--- SKIP") {
+			t.Skipf("%s", out)
+		}
+		if err != nil || !strings.Contains(string(out), "--- PASS") {
+			t.Fatalf("the subreaper run failed (%v):\n%s", err, out)
+		}
+		return
+	}
+	reaperBody(t)
+}
+
+func reaperBody(t *testing.T) {
 	if ok, err := proc.ShouldReap(true); !ok || err != nil {
 		t.Skipf("cannot become a child subreaper: %v", err)
 	}
@@ -50,9 +72,11 @@ func TestReaperKeepsExitCodesAndLeavesNoZombies(t *testing.T) {
 			t.Fatalf("exit code %d, want 7", code)
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // let the setsid sleeps finish
-	if n := zombies(t); n == 0 {
-		t.Fatal("expected zombies before the reaper runs; is the subreaper set?")
+	// The setsid sleeps end within 10 ms: they come back as zombies.
+	for deadline := time.Now().Add(10 * time.Second); zombies(t) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("expected zombies before the reaper runs; is the subreaper set?")
+		}
 	}
 
 	ctx, cancel := context.WithCancel(t.Context())
