@@ -272,7 +272,7 @@ func checkShape(v any, t reflect.Type, path string, errs *[]error) {
 			return
 		}
 		for k, e := range m {
-			checkShape(e, t.Elem(), join(path, k), errs)
+			checkShape(e, t.Elem(), path+"["+strconv.Quote(k)+"]", errs)
 		}
 	case reflect.String:
 		if _, ok := v.(string); !ok {
@@ -339,11 +339,29 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 	return out
 }
 
+// join appends a field name to path: ".name", or ["name"] quoted when it
+// is not a plain name (a typo may hold spaces, colons or anything else,
+// and a path must stay one token before its ": ").
 func join(path, key string) string {
+	if !plainName(key) {
+		return orRoot(path) + "[" + strconv.Quote(key) + "]"
+	}
 	if path == "" {
 		return key
 	}
 	return path + "." + key
+}
+
+// plainName reports whether key is a letter followed by letters, digits,
+// '_' or '-'.
+func plainName(key string) bool {
+	for i, r := range key {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && (r >= '0' && r <= '9' || r == '_' || r == '-')
+		if !ok {
+			return false
+		}
+	}
+	return key != ""
 }
 
 func orRoot(path string) string {
