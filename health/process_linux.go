@@ -18,6 +18,25 @@ type process struct {
 	started time.Time
 }
 
+// parseStat parses a /proc/<pid>/stat line, "pid (comm) state ppid …"
+// (comm may hold spaces, parentheses and newlines: the fields are counted
+// from the last ')'): whether it is a process at all, whether a zombie,
+// and its starttime in clock ticks (ok false when unreadable).
+func parseStat(b []byte) (p process, ticks uint64, ok bool) {
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return process{}, 0, false
+	}
+	f := strings.Fields(s[i+1:]) // f[0] is field 3, so field n is f[n-3]
+	if len(f) < 20 || len(f[0]) != 1 {
+		return process{}, 0, false
+	}
+	p = process{exists: true, zombie: f[0] == "Z"}
+	ticks, err := strconv.ParseUint(f[19], 10, 64)
+	return p, ticks, err == nil
+}
+
 // readProcess reads root/<pid>/stat: whether the process exists, is a
 // zombie (state Z), and when it started (field 22, starttime, in clock
 // ticks after boot, with the boot time from root/stat's btime). The same
@@ -28,19 +47,8 @@ func readProcess(root string, pid int) (process, error) {
 	if err != nil {
 		return process{}, nil // no such process
 	}
-	// "pid (comm) state ppid …"; comm may hold spaces and parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return process{}, nil
-	}
-	f := strings.Fields(s[i+1:]) // f[0] is field 3, so field n is f[n-3]
-	if len(f) < 20 || len(f[0]) != 1 {
-		return process{}, nil
-	}
-	p := process{exists: true, zombie: f[0] == "Z"}
-	ticks, err := strconv.ParseUint(f[19], 10, 64)
-	if err != nil {
+	p, ticks, ok := parseStat(b)
+	if !ok {
 		return p, nil
 	}
 	stat, err := os.ReadFile(filepath.Join(root, "stat"))

@@ -241,13 +241,20 @@ func ReadStat(path string) (state byte, ppid int, ok bool) {
 	return st.State, st.PPid, ok
 }
 
-// ReadStatFields reads a /proc/<pid>/stat file.
+// ReadStatFields reads a /proc/<pid>/stat file (ParseStat).
 func ReadStatFields(path string) (Stat, bool) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return Stat{}, false
 	}
-	// "pid (comm) state ppid …"; comm may hold spaces and parentheses.
+	return ParseStat(b)
+}
+
+// ParseStat parses a /proc/<pid>/stat line: "pid (comm) state ppid …",
+// where comm (up to 15 bytes the process chose) may hold spaces,
+// parentheses and newlines, so the fields are counted from the last ')'.
+// It reports false for anything that is not such a line.
+func ParseStat(b []byte) (Stat, bool) {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
