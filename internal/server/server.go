@@ -111,9 +111,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path := r.URL.Path
-	if path == "*" {
+	if path == "*" || path == "" {
 		// "OPTIONS * HTTP/1.1" (HAProxy's classic httpchk) asks about the
-		// server as a whole: the same verdict as "/", every check.
+		// server as a whole: the same verdict as "/", every check. So does
+		// an absolute URL without a path ("GET http://host HTTP/1.1"),
+		// whose path is "/" (RFC 9110, 4.2.3).
 		path = "/"
 	}
 	if sc, ok := scopes[path]; ok {
@@ -137,7 +139,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case "/":
-		if hasPage && r.URL.Path == "/" && r.Method != http.MethodOptions && wantsHTML(r) {
+		if hasPage && r.URL.Path != "*" && r.Method != http.MethodOptions && wantsHTML(r) {
 			snap := h.store.Snapshot()
 			code := http.StatusOK
 			if !snap.Plain(state.ScopeAll) {
@@ -153,7 +155,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveScope(w, &r2, h.store.Snapshot(), state.ScopeAll, "")
 		return
 	}
-	if i := strings.IndexByte(path[1:], '/'); i > 0 {
+	if i := strings.IndexByte(path[1:], '/'); path[0] == '/' && i > 0 {
 		if sc, ok := scopes[path[:i+1]]; ok {
 			name := path[i+2:]
 			snap := h.store.Snapshot()
