@@ -272,7 +272,7 @@ func TestAdminNeverRedirects(t *testing.T) {
 	p := start(t, "--config", cfg)
 	admin := adminAddr(t, p)
 	for _, target := range []string{"/checks", "/checks/", "/checks/batch/../ex/fail", "/checks/./ex/fail", "//checks/ex/fail",
-		"/checks/ex/fail/", "/checks/ex//fail", "/checks/ex/fail/..", "*", "/checks/ex/nope", "/"} {
+		"/checks/ex/fail/", "/checks/ex//fail", "/checks/ex/fail/..", "*", "/checks/ex/nope", "/", "//"} {
 		for _, method := range []string{"POST", "PUT", "GET", "OPTIONS"} {
 			req := method + " " + target + " HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 			code, loc := rawRequest(t, admin, req)

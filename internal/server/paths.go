@@ -30,12 +30,9 @@ func Canonical(p string) bool {
 	if !ok {
 		return false
 	}
-	rest = strings.TrimSuffix(rest, "/")
-	if rest == "" {
-		return true
-	}
-	for seg := range strings.SplitSeq(rest, "/") {
-		if seg == "" || seg == "." || seg == ".." {
+	segs := strings.Split(rest, "/")
+	for i, seg := range segs {
+		if seg == "." || seg == ".." || (seg == "" && i < len(segs)-1) {
 			return false
 		}
 	}

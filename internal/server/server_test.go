@@ -294,3 +294,12 @@ func TestHAProxyDefaultCheck(t *testing.T) {
 		}
 	}
 }
+
+func TestCanonical(t *testing.T) {
+	for p, want := range map[string]bool{"/": true, "/checks/": true, "/checks/a/pass": true, "": false, "*": false, "//": false,
+		"///": false, "/a//b": false, "/./a": false, "/a/..": false, "/a/../b": false, "/a/.../b": true, "//checks/a": false} {
+		if got := Canonical(p); got != want {
+			t.Errorf("Canonical(%q) = %v, want %v", p, got, want)
+		}
+	}
+}
