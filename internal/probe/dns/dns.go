@@ -150,6 +150,9 @@ func (p *Prober) matches(answer string) bool {
 	default:
 		// MX answers are "preference host": compare the host.
 		f := strings.Fields(answer)
+		if len(f) == 0 {
+			return false
+		}
 		return strings.EqualFold(strings.TrimSuffix(f[len(f)-1], "."), strings.TrimSuffix(p.expect, "."))
 	}
 }
@@ -173,6 +176,14 @@ func (p *Prober) ask(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return p.records(msg)
+}
+
+// records are the answers of the asked type in a server's message, as
+// text: addresses, names with their final dot, "preference host" for MX,
+// a TXT record's strings joined. A response code other than NOERROR is an
+// error naming it.
+func (p *Prober) records(msg *dnsmessage.Message) ([]string, error) {
 	if rc := msg.Header.RCode; rc != dnsmessage.RCodeSuccess {
 		return nil, fmt.Errorf("server %s answered %s", p.server, rcodeName(rc))
 	}
