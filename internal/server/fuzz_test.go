@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/healthbridge/healthbridge/internal/probe"
+	"github.com/healthbridge/healthbridge/internal/state"
 )
 
 // FuzzServeHTTP sends the public handler any method, request target
@@ -84,4 +85,28 @@ func allFailingExcluded(u *url.URL) bool {
 	default:
 		return ex["web"] && ex["db"] && ex["boot"]
 	}
+}
+
+// FuzzAgentLine: whatever a check outputs, the HAProxy agent's answer is
+// one line: exactly one '\n', at its end, and no '\r' or NUL (HAProxy ends
+// the answer at the first of them).
+func FuzzAgentLine(f *testing.F) {
+	f.Add("connection refused", uint8(1), true, 50, false)
+	f.Add("a\r\nb\x00c", uint8(1), true, 0, false)
+	f.Add(strings.Repeat("é", 150), uint8(1), true, 0, false)
+	f.Add("", uint8(0), false, 10, true)
+	f.Fuzz(func(t *testing.T, output string, outcome uint8, expose bool, warnWeight int, shuttingDown bool) {
+		s := newStore()
+		o := []probe.Outcome{probe.OutcomeSuccess, probe.OutcomeFailure, probe.OutcomeWarning, probe.OutcomeUnknown}[outcome%4]
+		for _, c := range []string{"web", "db", "boot"} {
+			record(s, c, o, output)
+		}
+		if shuttingDown {
+			s.SetShuttingDown()
+		}
+		line := AgentLine(s.Snapshot(), state.ScopeReadiness, expose, warnWeight%101)
+		if strings.Count(line, "\n") != 1 || !strings.HasSuffix(line, "\n") || strings.ContainsAny(line, "\r\x00") {
+			t.Fatalf("agent line %q", line)
+		}
+	})
 }

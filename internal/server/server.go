@@ -335,11 +335,17 @@ func (h *Handler) errorText(c *state.Check) string {
 	return last.Outcome.String()
 }
 
-// oneLine is s trimmed, with line breaks turned into spaces: a reason must
-// stay on its line (kube-apiserver's verbose list, HAProxy's agent line,
-// which ends at the first '\r' or '\n').
+// oneLine is s trimmed, with line breaks and other control characters
+// (NUL among them) turned into spaces: a reason must stay on its line
+// (kube-apiserver's verbose list, HAProxy's agent line, which ends at the
+// first '\r', '\n' or NUL).
 func oneLine(s string) string {
-	return strings.NewReplacer("\r", " ", "\n", " ").Replace(strings.TrimSpace(s))
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.TrimSpace(s))
 }
 
 func wantsJSON(r *http.Request) bool {
