@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/healthbridge/healthbridge/internal/probe"
 	"github.com/healthbridge/healthbridge/internal/state"
@@ -107,8 +108,13 @@ func (m *metricsWriter) series(name string, c *state.Check, extraName, extraValu
 	m.w.Write(b)
 }
 
-// appendEscaped escapes a label value as the text format wants.
+// appendEscaped escapes a label value as the text format wants: UTF-8
+// (a byte that is not becomes U+FFFD, so that the text stays parseable),
+// with backslash, double quote and newline escaped.
 func appendEscaped(b []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
 	if !strings.ContainsAny(s, "\\\"\n") {
 		return append(b, s...)
 	}
