@@ -10,7 +10,7 @@ import (
 	"github.com/healthbridge/healthbridge/health"
 )
 
-// An application's life, as seed 002 describes it: start-up checks, then
+// An application's life, as the liveness tool describes it: start-up checks, then
 // healthy, a temporary error, and reset at shutdown.
 func Example() {
 	rundir, _ := os.MkdirTemp("", "rundir")
