@@ -60,8 +60,12 @@ type Child struct {
 }
 
 // startMu serialises starts that hand the terminal over: the SIGTTIN and
-// SIGTTOU dispositions are process-wide.
-var startMu sync.Mutex
+// SIGTTOU dispositions are process-wide. ttySignals is the channel they
+// are caught on while a child starts (nothing reads it).
+var (
+	startMu    sync.Mutex
+	ttySignals = make(chan os.Signal, 1)
+)
 
 // Start starts argv as the child, in a process group of its own; when
 // healthbridge's stdin is its controlling terminal and healthbridge's
@@ -90,7 +94,7 @@ func Start(argv []string, group bool, env ...string) (*Child, error) {
 		// an ignored one is not. Ignored again once it started, so that
 		// healthbridge itself, now in a background group, is never stopped
 		// for writing to the terminal or taking it back.
-		signal.Notify(make(chan os.Signal, 1), syscall.SIGTTIN, syscall.SIGTTOU)
+		signal.Notify(ttySignals, syscall.SIGTTIN, syscall.SIGTTOU)
 		attr.Foreground, attr.Ctty = true, 0
 	}
 	err := proc.Start(cmd)
