@@ -280,7 +280,7 @@ func (h *Handler) verboseText(sc state.Scope, v state.Verdict, only string, unma
 		var each []string
 		for _, reason := range state.RestartReasons {
 			total += c.Restarts[reason]
-			each = append(each, reason+" "+strconv.FormatUint(c.Restarts[reason], 10))
+			each = append(each, strconv.FormatUint(c.Restarts[reason], 10)+" on "+reason)
 		}
 		b.WriteString(fmt.Sprintf("child: %s, restarts %d (%s), next restart after %v\n",
 			up, total, strings.Join(each, ", "), c.Backoff))
