@@ -326,10 +326,23 @@ func signalContext() (context.Context, <-chan struct{}) {
 	return ctx, hurry
 }
 
+const validateUsage = `Usage: healthbridge validate FILE
+
+Checks the config file FILE (YAML or JSON) as healthbridge would load it:
+strict fields, types and every rule. Exit 0 and "FILE: ok (N checks)", or
+every problem on its own line, prefixed with the file and the field's path,
+and exit 2.
+`
+
 func validate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("healthbridge validate")
-	if code := parse(fs, args, stdout, stderr); code >= 0 {
-		return code
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, validateUsage)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "healthbridge validate: %v (see --help)\n", err)
+		return exitUsage
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "usage: healthbridge validate FILE")
@@ -341,7 +354,11 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		printErrors(stderr, path, err)
 		return exitUsage
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d checks)\n", path, len(cfg.Checks))
+	noun := "checks"
+	if len(cfg.Checks) == 1 {
+		noun = "check"
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d %s)\n", path, len(cfg.Checks), noun)
 	return exitOK
 }
 

@@ -126,7 +126,7 @@ func TestValidateAndServeRefuseBadConfig(t *testing.T) {
 		t.Fatalf("serve: exit %d, stderr %q", code, stderr2)
 	}
 	good := writeConfig(t, "checks: [{name: a, tcpSocket: {port: 1}}]\n")
-	if code, out, _ := runBinary(t, "validate", good); code != 0 || !strings.Contains(out, "ok (1 checks)") {
+	if code, out, _ := runBinary(t, "validate", good); code != 0 || !strings.Contains(out, "ok (1 check)") {
 		t.Fatalf("valid: exit %d %q", code, out)
 	}
 	if code, _, stderr := runBinary(t); code != 2 || !strings.Contains(stderr, "--config FILE is required") {

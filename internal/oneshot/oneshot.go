@@ -169,6 +169,11 @@ func report(stdout, stderr io.Writer, what string, r probe.Result, verbose bool)
 	if r.Outcome == probe.OutcomeUnknown {
 		label = "could not probe"
 	}
+	if what != "" && strings.Contains(detail, what) {
+		// The output names the target already (Get "http://…": …): once
+		// is enough.
+		what, detail = detail, ""
+	}
 	if verbose {
 		fmt.Fprintf(stderr, "%s: %s (%v, %s)%s\n", label, what, r.Duration().Round(time.Millisecond), r.Outcome, suffix(detail))
 		if r.Output != "" && strings.Contains(strings.TrimSpace(r.Output), "\n") {
