@@ -1,3 +1,0 @@
-module github.com/healthbridge/healthbridge/health
-
-go 1.26.8
