@@ -55,7 +55,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig path (default: $KUBECONFIG, ~/.kube/config, then the in-cluster service account)")
 	switch args[0] {
 	case "version", "--version":
-		fmt.Fprintln(stdout, "healthbridge-kube", probe.Version)
+		fmt.Fprintln(stdout, "healthbridge-kube", probe.BuildInfo())
 		return 0
 	case "resolve":
 		if !parse() {

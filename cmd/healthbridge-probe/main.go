@@ -28,7 +28,7 @@ func main() {
 		case "probe": // `healthbridge-probe probe tcp …` reads as the full binary's
 			args = args[1:]
 		case "version", "--version":
-			fmt.Println("healthbridge-probe", probe.Version)
+			fmt.Println("healthbridge-probe", probe.BuildInfo())
 			os.Exit(0)
 		}
 	}

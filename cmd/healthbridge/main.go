@@ -92,7 +92,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "check":
 			return oneshot.Check(args[1:], stdout, stderr)
 		case "version", "--version", "-version":
-			fmt.Fprintln(stdout, "healthbridge", probe.Version)
+			fmt.Fprintln(stdout, "healthbridge", probe.BuildInfo())
 			return exitOK
 		case "help", "--help", "-help", "-h":
 			// Asked for: the usage goes to stdout and the exit is 0.

@@ -209,7 +209,7 @@ func TestProbeUserAgent(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	_, version, _ := runBinary(t, "version")
-	want := "healthbridge/" + strings.Fields(version)[len(strings.Fields(version))-1]
+	want := "healthbridge/" + strings.Fields(version)[1] // "healthbridge 0.1.0 (go1.26.8)"
 	if code, _, stderr := runBinary(t, "probe", srv.URL+"/"); code != 0 {
 		t.Fatalf("probe: exit %d %s", code, stderr)
 	}

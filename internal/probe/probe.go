@@ -11,6 +11,9 @@ package probe
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"time"
 )
 
@@ -137,9 +140,46 @@ type Deps struct {
 	ChildPid func() int
 }
 
-// Version is healthbridge's version (set with -ldflags -X), shown by
-// `healthbridge version` and sent in UserAgent.
+// Version is healthbridge's version, without a leading "v", shown by
+// `healthbridge version` and sent in UserAgent: "0.1.0" in a build from a
+// checkout, the module's version in a build by `go install
+// …@VERSION` (from the build information), or what -ldflags
+// "-X github.com/healthbridge/healthbridge/internal/probe.Version=…" sets.
 var Version = "0.1.0"
+
+func init() {
+	if bi, ok := debug.ReadBuildInfo(); ok && Version == "0.1.0" {
+		if v := bi.Main.Version; v != "" && v != "(devel)" {
+			Version = strings.TrimPrefix(v, "v")
+		}
+	}
+}
+
+// BuildInfo describes the build in one line: the version, the commit (when
+// the build recorded one, "+dirty" with uncommitted changes) and the Go
+// version, e.g. "0.1.0 (commit 595f436, go1.26.8)".
+func BuildInfo() string {
+	goVersion, commit := runtime.Version(), ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		goVersion = bi.GoVersion
+		var dirty bool
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value[:min(len(s.Value), 12)]
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+		if commit != "" && dirty {
+			commit += "+dirty"
+		}
+	}
+	if commit == "" {
+		return Version + " (" + goVersion + ")"
+	}
+	return Version + " (commit " + commit + ", " + goVersion + ")"
+}
 
 // UserAgent is what HTTP and gRPC probes send by default:
 // "healthbridge/<Version>" (as the kubelet sends "kube-probe/1.36"), so
