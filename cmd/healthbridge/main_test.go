@@ -253,7 +253,9 @@ func TestProxyVariablesIgnored(t *testing.T) {
 	cfg := writeConfig(t, "listen: 127.0.0.1:0\nexposeOutput: true\nchecks:\n  - name: web\n    httpGet: {host: proxy-test.invalid, port: 80, path: /}\n    periodSeconds: 1\n    failureThreshold: 1\n")
 	env := []string{"HTTP_PROXY=" + proxy.URL, "http_proxy=" + proxy.URL, "HTTPS_PROXY=" + proxy.URL, "NO_PROXY=", "no_proxy="}
 	p := testutil.StartEnv(t, bin(t), env, "--config", cfg)
-	code, body := p.WaitFor(t, "/readyz/web", func(code int, body string) bool { return strings.Contains(body, "internal server error: ") || code == 200 })
+	code, body := p.WaitFor(t, "/readyz/web", func(code int, body string) bool {
+		return strings.Contains(body, "internal server error: ") || code == 200
+	})
 	if code == 200 || proxied.Load() != 0 {
 		t.Fatalf("the probe went through the proxy (%d requests): %d %q", proxied.Load(), code, body)
 	}
