@@ -137,7 +137,8 @@ func TestValidateAndServeRefuseBadConfig(t *testing.T) {
 func TestMissingBinaryIsAStartupError(t *testing.T) {
 	cfg := writeConfig(t, "listen: 127.0.0.1:0\nchecks:\n  - name: db\n    exec: {command: [pg_isready_not_here, -q]}\n")
 	code, _, stderr := runBinary(t, "--config", cfg)
-	if code != 2 || !strings.Contains(stderr, `start-up: checks[0].exec.command[0]: "pg_isready_not_here" not found`) {
+	if code != 2 || !strings.Contains(stderr, `start-up: checks[0].exec.command[0]: "pg_isready_not_here" not found`) ||
+		!strings.Contains(stderr, "(looked in $PATH="+os.Getenv("PATH")+", where healthbridge runs: an exec check runs in healthbridge's own container, not in the app's") {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 }

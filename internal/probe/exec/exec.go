@@ -94,7 +94,13 @@ func New(c *config.Check, _ probe.Deps) (probe.Prober, error) {
 	}
 	p, err := NewArgv(c.Exec.Command, c.Timeout(), int(c.StartingExitCode))
 	if err != nil {
-		return nil, config.Errorf("exec.command[0]", "%v", err)
+		where := "in $PATH=" + os.Getenv("PATH")
+		if strings.Contains(c.Exec.Command[0], "/") {
+			where = "at that path"
+		}
+		return nil, config.Errorf("exec.command[0]", "%v (looked %s, where healthbridge runs: an exec check runs in "+
+			"healthbridge's own container, not in the app's; as a sidecar, use tcpSocket, httpGet, udp, dns, grpc or rundir, "+
+			"or the app's own exec probe)", err, where)
 	}
 	return p, nil
 }
