@@ -201,23 +201,6 @@ func (c *Child) Done() <-chan struct{} { return c.done }
 // Code is the child's exit code (see ExitCode); call it after Done.
 func (c *Child) Code() int { <-c.done; return c.code }
 
-// Stop stops the child as the kubelet and Docker do: SIGTERM, then, if it
-// has not exited within grace, SIGKILL to its whole process group. It
-// blocks until the child has exited and returns its exit code. (The
-// Supervisor does the same without blocking, so that signals are handled
-// meanwhile.)
-func (c *Child) Stop(grace time.Duration) int {
-	_ = c.Signal(syscall.SIGTERM)
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-c.done:
-	case <-t.C:
-		_ = c.Kill()
-	}
-	return c.Code()
-}
-
 // The kubelet's CrashLoopBackOff: the first restart is at once, the next
 // waits 10 s, doubling up to 5 minutes; a child that ran 10 minutes starts
 // the sequence over.
