@@ -45,19 +45,14 @@ type events struct {
 	// writeTimeout is eventWriteTimeout, shorter in tests.
 	writeTimeout time.Duration
 
+	// done is closed (once, by close) when the streams must end: the
+	// server is shutting down.
+	done      chan struct{}
 	closeOnce sync.Once
-	done      chan struct{} // closed by close; made by closed
-	doneOnce  sync.Once
-}
-
-// closed is closed once the streams must end (server shutdown).
-func (e *events) closed() chan struct{} {
-	e.doneOnce.Do(func() { e.done = make(chan struct{}) })
-	return e.done
 }
 
 // close ends every stream.
-func (e *events) close() { e.closeOnce.Do(func() { close(e.closed()) }) }
+func (e *events) close() { e.closeOnce.Do(func() { close(e.done) }) }
 
 type eventJSON struct {
 	Check    string        `json:"check"`
@@ -149,7 +144,7 @@ func (e *events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		case <-gone:
 			return
-		case <-e.closed():
+		case <-e.done:
 			return
 		}
 	}

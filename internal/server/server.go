@@ -91,7 +91,7 @@ func New(store *state.Store, opts Options) *Handler {
 	if opts.FailureStatusCode == 0 {
 		opts.FailureStatusCode = http.StatusServiceUnavailable
 	}
-	h := &Handler{store: store, opts: opts, events: &events{store: store, expose: opts.ExposeOutput, writeTimeout: eventWriteTimeout}}
+	h := &Handler{store: store, opts: opts, events: &events{store: store, expose: opts.ExposeOutput, writeTimeout: eventWriteTimeout, done: make(chan struct{})}}
 	if opts.Metrics != nil {
 		h.metrics = &metricsHandler{store: store, others: opts.Metrics}
 	}
