@@ -157,12 +157,7 @@ checks:
 	if _, err := os.Stat(termAt); err == nil {
 		t.Fatal("the child got SIGTERM before readiness failed")
 	}
-	select {
-	case <-p.Done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("did not exit")
-	}
-	if code := p.Cmd.ProcessState.ExitCode(); code != 3 {
+	if code := exitCodeWithin(t, p, 20*time.Second, "did not exit"); code != 3 {
 		t.Fatalf("exit %d, want the child's 3:\n%s", code, p.Logs())
 	}
 	b, err := os.ReadFile(termAt)
@@ -201,12 +196,7 @@ checks:
 func TestRunChildExitsByItself(t *testing.T) {
 	cfg := writeConfig(t, "listen: 127.0.0.1:0\nshutdownDelaySeconds: 30\ncommand: [sh, -c, \"sleep 1; exit 4\"]\nchecks: [{name: a, exec: {command: [\"true\"]}}]\n")
 	p := testutil.Start(t, bin(t), "run", "--config", cfg)
-	select {
-	case <-p.Done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("healthbridge outlived its child")
-	}
-	if code := p.Cmd.ProcessState.ExitCode(); code != 4 {
+	if code := exitCodeWithin(t, p, 20*time.Second, "healthbridge outlived its child"); code != 4 {
 		t.Fatalf("exit %d, want the child's 4:\n%s", code, p.Logs())
 	}
 }
@@ -337,13 +327,8 @@ func TestRunRestartPolicies(t *testing.T) {
 
 	cfg = writeConfig(t, "listen: 127.0.0.1:0\nrestartPolicy: OnFailure\nchecks: [{name: a, exec: {command: [\"true\"]}}]\n")
 	p = testutil.Start(t, bin(t), "run", "--config", cfg, "--", "true")
-	select {
-	case <-p.Done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("OnFailure restarted (or waited on) a child that exited 0")
-	}
-	if code := p.Cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("exit %d", code)
+	if code := exitCodeWithin(t, p, 20*time.Second, "OnFailure restarted (or waited on) a child that exited 0"); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, p.Logs())
 	}
 }
 
@@ -378,12 +363,7 @@ func TestRunOnLivenessFailure(t *testing.T) {
 	if err := os.Remove(live); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-p.Done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("did not exit on liveness failure")
-	}
-	if code := p.Cmd.ProcessState.ExitCode(); code != 75 {
+	if code := exitCodeWithin(t, p, 20*time.Second, "did not exit on liveness failure"); code != 75 {
 		t.Fatalf("exit %d, want 75:\n%s", code, p.Logs())
 	}
 }
@@ -458,12 +438,7 @@ func TestRunStartupFailureRestartsTheChild(t *testing.T) {
 
 	cfg = writeConfig(t, "listen: 127.0.0.1:0\nonLivenessFailure: exit\nterminationGracePeriodSeconds: 2\n"+check)
 	p = testutil.Start(t, bin(t), "run", "--config", cfg, "--", "sh", "-c", script)
-	select {
-	case <-p.Done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("did not exit on a failed startup check")
-	}
-	if code := p.Cmd.ProcessState.ExitCode(); code != 75 {
+	if code := exitCodeWithin(t, p, 30*time.Second, "did not exit on a failed startup check"); code != 75 {
 		t.Fatalf("exit %d, want 75:\n%s", code, p.Logs())
 	}
 }
@@ -493,12 +468,7 @@ func TestRunSignalsWhileStopping(t *testing.T) {
 	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-p.Done:
-	case <-time.After(20 * time.Second): // well under the 60 s grace
-		t.Fatalf("a second SIGTERM did not cut the grace short:\n%s", p.Logs())
-	}
-	if code := p.Cmd.ProcessState.ExitCode(); code != 128+9 {
+	if code := exitCodeWithin(t, p, 20*time.Second, "a second SIGTERM did not cut the grace short"); code != 128+9 { // well under the 60 s grace
 		t.Fatalf("exit %d, want 137 (the child killed):\n%s", code, p.Logs())
 	}
 }
@@ -517,4 +487,16 @@ func TestRunWithChecksRunsTheIdleCollector(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// exitCodeWithin waits (bounded by limit) for p to exit and returns its exit
+// code; what says what did not happen if it does not exit.
+func exitCodeWithin(t *testing.T, p *testutil.Process, limit time.Duration, what string) int {
+	t.Helper()
+	select {
+	case <-p.Done:
+	case <-time.After(limit):
+		t.Fatalf("%s within %v:\n%s", what, limit, p.Logs())
+	}
+	return p.Cmd.ProcessState.ExitCode()
 }
