@@ -140,3 +140,22 @@ func TestTruncatedJSONSaysWhere(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestStrictErrorPathsAreQuoted: a duplicate or unknown key in a JSON
+// file is named by a path in the same form as every other error, a key
+// that is not a plain name quoted (sigs.k8s.io/json's own form, keys
+// joined by ".", would read "000[0].0000").
+func TestStrictErrorPathsAreQuoted(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"000":[{"0000":1,"0000":2}]}`:                                     `config["000"][0]["0000"]: duplicate field`,
+		`{"checks":[{"name":"a","name":"b","tcpSocket":{"port":80}}]}`:      `checks[0].name: duplicate field`,
+		`{"checks":[{"name":"a","tcpSocket":{"port":80,"a b":1,"a b":2}}]}`: `checks[0].tcpSocket["a b"]: duplicate field`,
+		`{"":1,"":2}`:       `config[""]: duplicate field`,
+		`{"x":{"":1,"":2}}`: `x[""]: duplicate field`,
+	} {
+		_, err := kinds.Parse([]byte(in))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want a line %q", in, err, want)
+		}
+	}
+}

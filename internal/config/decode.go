@@ -85,11 +85,64 @@ func strictError(e error) error {
 	for _, what := range []string{"unknown field", "duplicate field"} {
 		if q, ok := strings.CutPrefix(msg, what+" "); ok {
 			if path, err := strconv.Unquote(q); err == nil {
-				return Errorf(orRoot(path), "%s", what)
+				return Errorf(orRoot(requote(path)), "%s", what)
 			}
 		}
 	}
 	return fmt.Errorf("config: %s", msg)
+}
+
+// requote rewrites a path as sigs.k8s.io/json writes it (keys joined by
+// ".", indexes as "[n]", nothing quoted) in this package's form, where a
+// key that is not a plain name is quoted: `a.b c[0].x` becomes
+// `a["b c"][0].x`. The library's form is ambiguous for a key that holds
+// "." or "[n]"; such a key is split where it holds them, which still gives
+// one token that names where the problem is.
+func requote(path string) string {
+	out := ""
+	for first := true; ; first = false {
+		// A key runs to the next "." or to an index "[digits]".
+		end := len(path)
+		for i := 0; i < len(path); i++ {
+			if path[i] == '.' {
+				end = i
+				break
+			}
+			if path[i] == '[' {
+				if n := indexLen(path[i:]); n > 0 {
+					end = i
+					break
+				}
+			}
+		}
+		if !first || indexLen(path) == 0 { // the root is an object: a key comes first
+			out = join(out, path[:end])
+		}
+		path = path[end:]
+		for n := indexLen(path); n > 0; n = indexLen(path) {
+			out = orRoot(out) + path[:n]
+			path = path[n:]
+		}
+		if path == "" {
+			return out
+		}
+		path = path[1:] // the "." before the next key
+	}
+}
+
+// indexLen is the length of the "[digits]" that s starts with, or 0.
+func indexLen(s string) int {
+	if len(s) < 3 || s[0] != '[' {
+		return 0
+	}
+	i := 1
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 1 || i >= len(s) || s[i] != ']' {
+		return 0
+	}
+	return i + 1
 }
 
 // syntaxError says where a JSON file stops parsing: line, column and byte
