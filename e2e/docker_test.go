@@ -139,6 +139,31 @@ ENTRYPOINT ["/healthbridge"]
 	}
 }
 
+var (
+	deployOnce sync.Once
+	deployOut  string
+	deployErr  error
+)
+
+// buildDeployImage builds the product image (deploy/build-image.sh) as
+// deployImage, once per test process, and returns the script's output.
+// removeTestImages removes it at the end.
+func buildDeployImage(t *testing.T) string {
+	t.Helper()
+	needDocker(t)
+	deployOnce.Do(func() {
+		out, err := exec.Command("../deploy/build-image.sh", deployImage).CombinedOutput()
+		deployOut = string(out)
+		if err != nil {
+			deployErr = fmt.Errorf("build-image.sh: %v\n%s", err, out)
+		}
+	})
+	if deployErr != nil {
+		t.Fatal(deployErr)
+	}
+	return deployOut
+}
+
 // errNoBusybox: the test image needs a static busybox from the host.
 var errNoBusybox = errors.New("no static busybox")
 
@@ -435,13 +460,8 @@ while true; do if [ -e /tmp/run ]; then (exec httpd -f -p 127.0.0.1:8000 -h /www
 // TestDockerProductImage: the deploy/ image builds with its script, runs
 // --help as a non-root user, and is a few MiB.
 func TestDockerProductImage(t *testing.T) {
-	needDocker(t)
-	out, err := exec.Command("../deploy/build-image.sh", deployImage).CombinedOutput()
-	if err != nil {
-		t.Fatalf("build-image.sh: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { _, _ = dockerErr("rmi", deployImage) })
-	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	out := buildDeployImage(t)
+	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
 		if strings.HasPrefix(sc.Text(), deployImage+" ") {
 			testutil.Report(t, "image %s", sc.Text())
@@ -457,6 +477,63 @@ func TestDockerProductImage(t *testing.T) {
 	// Its own HEALTHCHECK turns healthy.
 	id := runContainer(t, "--network", "none", "--health-interval", "1s", deployImage)
 	waitHealth(t, id, "healthy", 20*time.Second)
+
+	// A config that moves listen to a non-default port, given through
+	// HEALTHBRIDGE_CONFIG: the image's HEALTHCHECK follows it.
+	dir := t.TempDir()
+	_ = os.Chmod(dir, 0o755)
+	cfg := "listen: \":9000\"\nchecks:\n  - {name: self, tcpSocket: {port: 9000}, periodSeconds: 1}\n"
+	if err := os.WriteFile(filepath.Join(dir, "moved.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	moved := runContainer(t, "--network", "none", "--health-interval", "1s", "-v", dir+":/cfg:ro",
+		"-e", "HEALTHBRIDGE_CONFIG=/cfg/moved.yaml", deployImage)
+	waitHealth(t, moved, "healthy", 20*time.Second)
+	if h := inspectHealth(t, moved); h.FailingStreak != 0 {
+		t.Fatalf("moved listen: %+v", h)
+	}
+	if _, err := dockerErr("exec", moved, "/healthbridge", "probe", "tcp", "127.0.0.1:8642", "--timeout", "1s"); err == nil {
+		t.Fatal("the moved server still listens on 8642")
+	}
+}
+
+// TestDockerReadmeSidecarBesideApp: examples/sidecar.yaml (the README's
+// sidecar quick start) in the product image, in the network namespace of
+// an app that already holds 8080: healthbridge starts on its own default
+// port, the image's HEALTHCHECK turns healthy, and readiness follows the
+// app.
+func TestDockerReadmeSidecarBesideApp(t *testing.T) {
+	buildTestImage(t)
+	buildDeployImage(t)
+	app := runContainer(t, "--network", "none", "--entrypoint", "/bin/sh", testImage, "-c",
+		`mkdir -p /www /tmp; echo hi > /www/index.html; httpd -f -p 8080 -h /www & echo $! > /tmp/pid; exec sleep 3600`)
+	examples, err := filepath.Abs("../examples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := runContainer(t, "--network", "container:"+app, "--health-interval", "1s",
+		"-v", filepath.Join(examples, "sidecar.yaml")+":/etc/healthbridge/healthbridge.yaml:ro", deployImage)
+	waitHealth(t, hb, "healthy", 30*time.Second)
+	ready := func() error {
+		_, err := dockerErr("exec", hb, "/healthbridge", "healthcheck", "--endpoint", "readyz", "--timeout", "1s")
+		return err
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never passed beside the app: %v", ready())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The app's HTTP server stops: readiness fails (app-http, threshold 2 at 5 s).
+	docker(t, "exec", app, "sh", "-c", "kill $(cat /tmp/pid)")
+	deadline = time.Now().Add(30 * time.Second)
+	for ready() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz still passes with the app gone")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // TestDockerExechealthzImage: the exechealthz drop-in variant has a shell

@@ -4,7 +4,7 @@
 // Docker's HEALTHCHECK contract. It is the same code as the sidecar's
 // probe subcommand (internal/oneshot over the same probe kinds); built with
 // -tags lean it leaves out the grpc and kubernetesPod kinds and is a few
-// MiB (deploy/build-image.sh --probe, README "Images and binaries").
+// MiB.
 //
 //	healthbridge-probe http://127.0.0.1:8080/healthz
 //	healthbridge-probe tcp 127.0.0.1:5432
@@ -13,6 +13,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/healthbridge/healthbridge/internal/oneshot"
@@ -20,17 +21,29 @@ import (
 )
 
 func main() {
-	args := os.Args[1:]
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cli := oneshot.ProbeOnly
 	if len(args) > 0 {
 		switch args[0] {
 		case "check":
-			os.Exit(oneshot.Check(args[1:], os.Stdout, os.Stderr))
+			return cli.Check(args[1:], stdout, stderr)
+		case "healthcheck":
+			return cli.Healthcheck(args[1:], stdout, stderr)
 		case "probe": // `healthbridge-probe probe tcp …` reads as the full binary's
 			args = args[1:]
 		case "version", "--version":
-			fmt.Println("healthbridge-probe", probe.BuildInfo())
-			os.Exit(0)
+			fmt.Fprintln(stdout, "healthbridge-probe", probe.BuildInfo())
+			return oneshot.ExitHealthy
+		case "help", "-h", "-help", "--help":
+			fmt.Fprint(stdout, cli.ProbeUsage())
+			fmt.Fprintln(stdout, "\nAlso:\n  healthbridge-probe check --config FILE [--role R] [-v]        every check of FILE, once\n"+
+				"  healthbridge-probe healthcheck [--config FILE] [--endpoint E]   ask the healthbridge serving FILE for /livez\n"+
+				"  healthbridge-probe version")
+			return oneshot.ExitHealthy
 		}
 	}
-	os.Exit(oneshot.Probe(args, os.Stdout, os.Stderr))
+	return cli.Probe(args, stdout, stderr)
 }

@@ -51,6 +51,7 @@ Usage:
   healthbridge probe KIND …                probe once: exit 0 healthy, 1 unhealthy (a HEALTHCHECK command);
                                            KIND is one of: PROBE_WORDS
   healthbridge check --config FILE [--role R]  run every check of FILE once
+  healthbridge healthcheck [--config FILE] ask the healthbridge serving FILE for /livez (the image's HEALTHCHECK)
   healthbridge run [--config FILE] -- CMD …  run CMD as init (tini-like), with the checks when configured
   healthbridge version                     print the version
   healthbridge -cmd "ls /tmp/x" [-url /healthz] [-period 2s] [-latency 30s] [-port 8080] [-quiet] [-output]
@@ -70,7 +71,7 @@ type globalFlags struct {
 }
 
 func (g *globalFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&g.config, "config", "", "config file (YAML or JSON)")
+	fs.StringVar(&g.config, "config", os.Getenv(oneshot.ConfigEnv), "config file (YAML or JSON); default $"+oneshot.ConfigEnv)
 	fs.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&g.reap, "reap", false, "reap orphaned processes as a child subreaper (automatic when PID 1)")
@@ -88,9 +89,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case "run":
 			return runChild(args[1:], stdout, stderr)
 		case "probe":
-			return oneshot.Probe(args[1:], stdout, stderr)
+			return oneshot.Full.Probe(args[1:], stdout, stderr)
 		case "check":
-			return oneshot.Check(args[1:], stdout, stderr)
+			return oneshot.Full.Check(args[1:], stdout, stderr)
+		case "healthcheck":
+			return oneshot.Full.Healthcheck(args[1:], stdout, stderr)
 		case "version", "--version", "-version":
 			fmt.Fprintln(stdout, "healthbridge", probe.BuildInfo())
 			return exitOK

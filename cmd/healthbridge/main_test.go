@@ -266,7 +266,7 @@ func TestProxyVariablesIgnored(t *testing.T) {
 // goes to stdout with exit 0; a bad flag is a usage error on stderr.
 func TestHelpIsAnswerNotError(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"serve", "--help"}, {"validate", "--help"},
-		{"check", "--help"}, {"probe", "--help"}, {"-cmd", "true", "--help"}} {
+		{"check", "--help"}, {"probe", "--help"}, {"healthcheck", "--help"}, {"-cmd", "true", "--help"}} {
 		code, stdout, stderr := runBinary(t, args...)
 		if code != 0 || !strings.Contains(stdout, "Usage") || stderr != "" {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)

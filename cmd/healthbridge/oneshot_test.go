@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -225,5 +226,54 @@ func TestProbeUserAgent(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the sidecar never probed")
+	}
+}
+
+// TestHealthcheckFollowsListen: `healthbridge healthcheck` (the image's
+// HEALTHCHECK) asks the server at the config's own listen address, here
+// not the default, over loopback when it listens on every address, with
+// the file from --config or $HEALTHBRIDGE_CONFIG; each endpoint answers
+// its own verdict, and a server that is not there is unhealthy.
+func TestHealthcheckFollowsListen(t *testing.T) {
+	port := testutil.FreePort(t)
+	cfg := writeConfig(t, fmt.Sprintf(`listen: ":%d"
+checks:
+  - {name: up, roles: [liveness], exec: {command: ["true"]}, periodSeconds: 1}
+  - {name: down, roles: [readiness], exec: {command: ["false"]}, periodSeconds: 1, failureThreshold: 1}
+`, port))
+	p := startQuiet(t, port, "--config", cfg)
+	p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 503 })
+	p.WaitFor(t, "/livez", func(code int, _ string) bool { return code == 200 })
+	for _, tc := range []struct {
+		args []string
+		env  string
+		code int
+	}{
+		{[]string{"healthcheck", "--config", cfg}, "", 0},
+		{[]string{"healthcheck"}, cfg, 0},
+		{[]string{"healthcheck", "--endpoint", "readyz"}, cfg, 1},
+		{[]string{"healthcheck", "--endpoint", "/healthz", "--config", cfg}, "", 1},
+		{[]string{"healthcheck"}, "", 2},
+		{[]string{"healthcheck", "--endpoint", "metrics", "--config", cfg}, "", 2},
+		{[]string{"healthcheck", "--config", cfg + ".missing"}, "", 2},
+	} {
+		cmd := exec.Command(bin(t), tc.args...)
+		cmd.Env = append(os.Environ(), "HEALTHBRIDGE_CONFIG="+tc.env)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.code {
+			t.Errorf("%q (HEALTHBRIDGE_CONFIG=%q): exit %d, want %d: %s", tc.args, tc.env, code, tc.code, out)
+		}
+	}
+	// The server gone, the same command is a failure, not a usage error.
+	testutil.KillTree(p.Cmd.Process.Pid)
+	<-p.Done
+	if code, _, stderr := runBinary(t, "healthcheck", "--config", cfg); code != 1 || !strings.Contains(stderr, "connection refused") {
+		t.Errorf("server gone: exit %d, %q", code, stderr)
 	}
 }

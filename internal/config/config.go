@@ -19,8 +19,8 @@ import (
 // Defaults. The probe defaults are the Kubernetes API's (core/v1 Probe
 // defaulting); the start interval is Docker's --start-interval default.
 const (
-	DefaultListen            = ":8080"
-	DefaultAdminListen       = "127.0.0.1:8081"
+	DefaultListen            = ":8642"
+	DefaultAdminListen       = "127.0.0.1:8643"
 	DefaultFailureStatusCode = 503
 	DefaultPeriodSeconds     = 10
 	DefaultTimeoutSeconds    = 1
@@ -35,7 +35,8 @@ const (
 // Config is a whole healthbridge configuration file.
 type Config struct {
 	// Listen is the address of the public health server, host:port.
-	// Default ":8080".
+	// Default ":8642" (a port apps rarely use, so the sidecar does not collide
+	// with the app beside it on 8080).
 	Listen string `json:"listen,omitempty"`
 	// ShutdownDelaySeconds is how long, in seconds, healthbridge keeps serving
 	// after SIGTERM while /readyz already fails, so load balancers notice
@@ -57,12 +58,12 @@ type Config struct {
 	FailureStatusCode int `json:"failureStatusCode,omitempty"`
 	// AdminListen is the address of the admin server, which takes pushed
 	// reports for ttl checks (POST /checks/<name>/pass|warn|fail). Default
-	// "127.0.0.1:8081"; it is only opened when a ttl check exists, and never
+	// "127.0.0.1:8643"; it is only opened when a ttl check exists, and never
 	// shares the public listener: whoever reaches the public port must not
 	// be able to change health.
 	AdminListen string `json:"adminListen,omitempty"`
 	// AllowRemoteAdmin accepts an adminListen that is not a loopback
-	// address (":8081", "0.0.0.0:8081", a pod IP). Default false: whoever
+	// address (":8643", "0.0.0.0:8643", a pod IP). Default false: whoever
 	// reaches the admin port can mark ttl checks passing, so it must be
 	// said explicitly that the network around it is trusted.
 	AllowRemoteAdmin bool `json:"allowRemoteAdmin,omitempty"`

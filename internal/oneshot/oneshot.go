@@ -12,11 +12,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
+	"sigs.k8s.io/yaml"
 
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
@@ -37,14 +42,37 @@ const DefaultTimeout = 5 * time.Second
 // UserAgent is sent by HTTP and gRPC probes, as the sidecar's.
 var UserAgent = probe.UserAgent()
 
-// usage is the usage of `healthbridge probe`, one line per kind that has
+// CLI is the one-shot commands as one program spells them: the full
+// binary's subcommands ("healthbridge probe …", "healthbridge check …",
+// "healthbridge healthcheck …") or healthbridge-probe's, where probing is
+// the command itself ("healthbridge-probe tcp …"). Usage texts name the
+// commands as the user typed them.
+type CLI struct {
+	// ProbeCmd is the command that probes once: "healthbridge probe" or
+	// "healthbridge-probe".
+	ProbeCmd string
+	// Prog is the program, before "check" and "healthcheck".
+	Prog string
+}
+
+// Full is the healthbridge binary's CLI; ProbeOnly is healthbridge-probe's.
+var (
+	Full      = CLI{ProbeCmd: "healthbridge probe", Prog: "healthbridge"}
+	ProbeOnly = CLI{ProbeCmd: "healthbridge-probe", Prog: "healthbridge-probe"}
+)
+
+// ConfigEnv names the environment variable that gives the config file when
+// --config is not on the command line (serve and healthcheck read it).
+const ConfigEnv = "HEALTHBRIDGE_CONFIG"
+
+// ProbeUsage is the usage of the probe command, one line per kind that has
 // a one-shot form, from the kind list.
-func usage() string {
+func (c CLI) ProbeUsage() string {
 	var b strings.Builder
 	b.WriteString("Usage:\n")
 	for _, k := range kinds.List {
 		if k.OneShot != nil {
-			b.WriteString("  healthbridge probe " + k.OneShot.Usage + "\n")
+			b.WriteString("  " + c.ProbeCmd + " " + k.OneShot.Usage + "\n")
 		}
 	}
 	b.WriteString(`
@@ -64,14 +92,15 @@ func flagHint(err error) string {
 	return msg
 }
 
-// Probe runs `healthbridge probe ARGS` and returns the exit code. The kind
+// Probe runs the probe command (`healthbridge probe ARGS`) and returns the
+// exit code. The kind
 // is chosen by the first argument that is not a flag (kinds.ForWord); the
 // common flags (--timeout, -v) and the kind's own are then parsed with
 // pflag, anywhere before "--".
-func Probe(args []string, stdout, stderr io.Writer) int {
+func (c CLI) Probe(args []string, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
-		fmt.Fprintln(stderr, "healthbridge probe:", flagHint(err))
-		fmt.Fprint(stderr, usage())
+		fmt.Fprintln(stderr, c.ProbeCmd+":", flagHint(err))
+		fmt.Fprint(stderr, c.ProbeUsage())
 		return ExitUsage
 	}
 	// Everything after "--" is the exec command, untouched by flag parsing.
@@ -94,7 +123,7 @@ func Probe(args []string, stdout, stderr io.Writer) int {
 	for _, a := range args {
 		switch {
 		case a == "-h" || a == "-help" || a == "--help":
-			fmt.Fprint(stdout, usage()) // asked for: stdout, exit 0
+			fmt.Fprint(stdout, c.ProbeUsage()) // asked for: stdout, exit 0
 			return ExitHealthy
 		case strings.HasPrefix(a, "-") || kind != nil:
 		default:
@@ -112,7 +141,7 @@ func Probe(args []string, stdout, stderr io.Writer) int {
 	}
 	// pflag: flags anywhere among the arguments, as GNU tools (and
 	// kubectl) take them.
-	fs := pflag.NewFlagSet("healthbridge probe", pflag.ContinueOnError)
+	fs := pflag.NewFlagSet(c.ProbeCmd, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	timeout := fs.Duration("timeout", DefaultTimeout, "bound on the whole probe")
 	verbose := fs.BoolP("verbose", "v", false, "print detail, also on success")
@@ -207,24 +236,28 @@ func oneLine(s string) string {
 	return s
 }
 
-const checkUsage = `Usage:
-  healthbridge check --config FILE [--role liveness|readiness|startup] [-v]
+// CheckUsage is the usage of the check command.
+func (c CLI) CheckUsage() string {
+	return `Usage:
+  ` + c.Prog + ` check --config FILE [--role liveness|readiness|startup] [-v]
 
 Runs every check of FILE once (those of --role only, if given), concurrently,
 each under its own timeoutSeconds. Exit 0 when all pass, 1 otherwise, 2 on a
 bad config. ttl checks are skipped: they need pushed reports.
 `
+}
 
-// Check runs `healthbridge check ARGS` and returns the exit code.
-func Check(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("healthbridge check", flag.ContinueOnError)
+// Check runs the check command (`healthbridge check ARGS`) and returns the
+// exit code.
+func (c CLI) Check(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(c.Prog+" check", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	file := fs.String("config", "", "config file")
 	roleName := fs.String("role", "", "only checks with this role")
 	verbose := fs.Bool("v", false, "print every check's result")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *file == "" {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, checkUsage) // asked for: stdout, exit 0
+			fmt.Fprint(stdout, c.CheckUsage()) // asked for: stdout, exit 0
 			return ExitHealthy
 		}
 		if err == nil && fs.NArg() > 0 {
@@ -232,15 +265,15 @@ func Check(args []string, stdout, stderr io.Writer) int {
 		} else if err == nil {
 			err = errors.New("--config FILE is required")
 		}
-		fmt.Fprintln(stderr, "healthbridge check:", flagHint(err))
-		fmt.Fprint(stderr, checkUsage)
+		fmt.Fprintln(stderr, c.Prog+" check:", flagHint(err))
+		fmt.Fprint(stderr, c.CheckUsage())
 		return ExitUsage
 	}
 	var role config.Role
 	if *roleName != "" {
 		r, err := config.ParseRole(*roleName)
 		if err != nil {
-			fmt.Fprintln(stderr, "healthbridge check: --role:", err)
+			fmt.Fprintln(stderr, c.Prog+" check: --role:", err)
 			return ExitUsage
 		}
 		role = r
@@ -287,4 +320,99 @@ func Check(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return code
+}
+
+// HealthcheckUsage is the usage of the healthcheck command.
+func (c CLI) HealthcheckUsage() string {
+	return `Usage:
+  ` + c.Prog + ` healthcheck [--config FILE] [--endpoint livez|readyz|startupz|healthz] [--timeout 5s] [-v]
+
+Asks the healthbridge that serves FILE for its verdict: reads the file's
+listen address (default ` + config.DefaultListen + `), then GETs /ENDPOINT
+(default livez) on it over loopback. FILE defaults to $` + ConfigEnv + `.
+Exit 0 when it answers 200, 1 otherwise, 2 on a bad command line or an
+unreadable file. This is the image's HEALTHCHECK: it follows the listen
+address of the config the server runs with.
+`
+}
+
+// Healthcheck runs the healthcheck command: the HEALTHCHECK of an image
+// whose entrypoint is `healthbridge serve`, in the manner of `traefik
+// healthcheck`. It reads only the config's listen address (leniently: the
+// server has validated the file already, and a lean healthbridge-probe must
+// read a config that names kinds it leaves out) and probes that server's
+// endpoint as `probe http://…` would.
+func (c CLI) Healthcheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet(c.Prog+" healthcheck", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	file := fs.String("config", os.Getenv(ConfigEnv), "config file")
+	endpoint := fs.String("endpoint", "livez", "the endpoint to ask")
+	timeout := fs.Duration("timeout", DefaultTimeout, "bound on the whole probe")
+	verbose := fs.Bool("v", false, "print detail, also on success")
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, c.Prog+" healthcheck:", flagHint(err))
+		fmt.Fprint(stderr, c.HealthcheckUsage())
+		return ExitUsage
+	}
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, c.HealthcheckUsage()) // asked for: stdout, exit 0
+		return ExitHealthy
+	case err != nil:
+		return fail(err)
+	case fs.NArg() > 0:
+		return fail(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	case *file == "":
+		return fail(errors.New("--config FILE (or $" + ConfigEnv + ") is required"))
+	case *timeout <= 0:
+		return fail(fmt.Errorf("--timeout: must be > 0, got %v", *timeout))
+	}
+	ep := strings.Trim(*endpoint, "/")
+	if !slices.Contains([]string{"livez", "readyz", "startupz", "healthz"}, ep) {
+		return fail(fmt.Errorf("--endpoint: want livez, readyz, startupz or healthz, got %q", *endpoint))
+	}
+	addr, err := ListenOf(*file)
+	if err != nil {
+		fmt.Fprintln(stderr, c.Prog+" healthcheck:", err)
+		return ExitUsage
+	}
+	probeArgs := []string{"http://" + addr + "/" + ep, "--timeout", timeout.String()}
+	if *verbose {
+		probeArgs = append(probeArgs, "-v")
+	}
+	return c.Probe(probeArgs, stdout, stderr)
+}
+
+// ListenOf reads the config file at path and returns the address a client
+// on the same host reaches its public listener at, host:port: the listen
+// field (default config.DefaultListen) with an unspecified host (":8642",
+// "0.0.0.0:…", "[::]:…") replaced by 127.0.0.1. Only that field is read;
+// errors name the file and the field.
+func ListenOf(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	var c struct {
+		Listen string `json:"listen"`
+	}
+	if err := yaml.Unmarshal(data, &c); err != nil {
+		return "", fmt.Errorf("%s: %v", path, err)
+	}
+	listen := c.Listen
+	if listen == "" {
+		listen = config.DefaultListen
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("%s: listen: %v", path, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", fmt.Errorf("%s: listen: port %q: a healthcheck needs a fixed port, 1-65535", path, port)
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port), nil
 }
