@@ -1,5 +1,5 @@
 # Conveniences; the README's commands work without make.
-.PHONY: test test-lean image image-lean probe bench
+.PHONY: test test-lean image image-lean probe release bench
 test:
 	go test -race -timeout 30m ./...
 test-lean:
@@ -10,6 +10,8 @@ image-lean:
 	deploy/build-image.sh --lean healthbridge:lean
 probe:
 	CGO_ENABLED=0 go build -tags "lean nethttpomithttp2" -trimpath -ldflags="-s -w" -o healthbridge-probe ./cmd/healthbridge-probe
+release:
+	deploy/release.sh $(VERSION)
 bench:
 	go test -run XXX -bench . ./internal/server/
 	go run ./bench/readyz -n 50000 -rounds 3

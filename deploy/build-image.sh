@@ -11,6 +11,12 @@
 #                  grpc kind and no grpcListen (grpc-go). healthbridge:lean.
 #   --exechealthz  the exechealthz drop-in variant: adds a static busybox
 #                  (sh and its applets, from Debian's busybox-static) for -cmd.
+# Environment (deploy/release.sh sets these):
+#   HB_BINDIR      take healthbridge (and healthbridge-kube) from this
+#                  directory instead of building them.
+#   HB_PLATFORM    the image's platform, e.g. linux/arm64 (default: the
+#                  engine's own); a FROM scratch image needs no emulation to
+#                  build.
 set -euo pipefail
 variant=default
 tags=
@@ -27,9 +33,14 @@ tag=${1:-$default_tag}
 root=$(cd "$(dirname "$0")/.." && pwd)
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
-(cd "$root" && CGO_ENABLED=0 go build -tags "$tags" -trimpath -ldflags="-s -w" -o "$ctx/healthbridge" ./cmd/healthbridge)
-if [ "$variant" = default ]; then
-  (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$ctx/healthbridge-kube" ./cmd/healthbridge-kube)
+if [ -n "${HB_BINDIR:-}" ]; then
+  cp "$HB_BINDIR/healthbridge" "$ctx/healthbridge"
+  [ "$variant" = default ] && cp "$HB_BINDIR/healthbridge-kube" "$ctx/healthbridge-kube"
+else
+  (cd "$root" && CGO_ENABLED=0 go build -tags "$tags" -trimpath -ldflags="-s -w" -o "$ctx/healthbridge" ./cmd/healthbridge)
+  if [ "$variant" = default ]; then
+    (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$ctx/healthbridge-kube" ./cmd/healthbridge-kube)
+  fi
 fi
 if [ "$variant" = exechealthz ]; then
   bb=$(command -v busybox || true)
@@ -45,6 +56,11 @@ else
   # The lean image has no kubernetesPod kind, so no helper.
   [ "$variant" = lean ] && sed -i '/healthbridge-kube/d' "$ctx/Dockerfile"
 fi
-docker build -q -t "$tag" "$ctx" >/dev/null
+# The legacy builder's deprecation notice is noise here: its output is
+# shown only when the build fails.
+if ! out=$(docker build -q ${HB_PLATFORM:+--platform "$HB_PLATFORM"} -t "$tag" "$ctx" 2>&1); then
+  echo "$out" >&2
+  exit 1
+fi
 size=$(docker image inspect "$tag" --format '{{.Size}}')
 echo "$tag $size bytes ($((size / 1024 / 1024)) MiB)"

@@ -147,6 +147,12 @@ type Deps struct {
 // "-X github.com/healthbridge/healthbridge/internal/probe.Version=…" sets.
 var Version = "0.1.0"
 
+// Commit is the commit a release was built from, set with
+// "-X github.com/healthbridge/healthbridge/internal/probe.Commit=…" by
+// builds that do not record version control (deploy/release.sh; go build
+// -buildvcs=false). Empty: BuildInfo reads vcs.revision from the build.
+var Commit = ""
+
 func init() {
 	if bi, ok := debug.ReadBuildInfo(); ok && Version == "0.1.0" {
 		if v := bi.Main.Version; v != "" && v != "(devel)" {
@@ -155,13 +161,16 @@ func init() {
 	}
 }
 
-// BuildInfo describes the build in one line: the version, the commit (when
-// the build recorded one, "+dirty" with uncommitted changes) and the Go
+// BuildInfo describes the build in one line: the version, the commit (Commit,
+// or the one the build recorded, "+dirty" with uncommitted changes) and the Go
 // version, e.g. "0.1.0 (commit 595f436, go1.26.8)".
 func BuildInfo() string {
-	goVersion, commit := runtime.Version(), ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	goVersion, commit := runtime.Version(), Commit
+	bi, ok := debug.ReadBuildInfo()
+	if ok {
 		goVersion = bi.GoVersion
+	}
+	if ok && commit == "" {
 		var dirty bool
 		for _, s := range bi.Settings {
 			switch s.Key {
