@@ -262,7 +262,9 @@ func ParseStat(b []byte) (Stat, bool) {
 	}
 	// fields[0] is field 3 (state), so field n is fields[n-3].
 	fields := strings.Fields(s[i+1:])
-	if len(fields) < 20 || len(fields[0]) != 1 {
+	// The state is one printable ASCII character ("R", "S", "Z", …); a
+	// byte such as 0x85 is no state at all.
+	if len(fields) < 20 || len(fields[0]) != 1 || fields[0][0] <= ' ' || fields[0][0] >= 0x7f {
 		return Stat{}, false
 	}
 	ppid, err := strconv.Atoi(fields[1])
