@@ -661,3 +661,33 @@ checks:
 	})
 	testutil.Report(t, "docker, onLivenessFailure: exit + --restart on-failure: container restarted by Docker %v after the app hung", took.Round(time.Millisecond))
 }
+
+// TestDockerExampleAppImage: the example application the Kubernetes
+// manifests run (deploy/build-example-image.sh) builds FROM scratch, serves
+// UDP echo, and its own readiness command passes; healthbridge's udp probe
+// in its network namespace gets the echo.
+func TestDockerExampleAppImage(t *testing.T) {
+	buildTestImage(t)
+	tag := fmt.Sprintf("healthbridge-example/udp-echo:e2e-%d", os.Getpid())
+	out, err := exec.Command("../deploy/build-example-image.sh", tag).CombinedOutput()
+	if err != nil {
+		t.Fatalf("build-example-image.sh: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _, _ = dockerErr("rmi", "--force", tag) })
+	app := runContainer(t, "--network", "none", tag)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := dockerErr("exec", app, "/udp-echo", "check")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("udp-echo check never passed: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out, err := dockerErr("run", "--rm", "--network", "container:"+app, testImage,
+		"probe", "udp", "127.0.0.1:5353", "--send", "hello", "--expect", "^hello$", "-v"); err != nil {
+		t.Fatalf("udp probe of the example app: %v %s", err, out)
+	}
+}

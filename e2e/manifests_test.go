@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -14,22 +11,25 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
-	"sigs.k8s.io/yaml"
+
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/healthbridge/healthbridge/internal/kubetest"
 	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
-var docSep = regexp.MustCompile(`(?m)^---\s*$`)
 
-// TestManifestsServerSideDryRun: every object under deploy/kubernetes is
-// accepted by a real API server (server-side dry run: validation, defaulting
-// and admission, nothing stored), meets our least-privilege and hardening
-// rules, and embeds a healthbridge config that validates.
+// TestManifestsServerSideDryRun: deploy/kubernetes, rendered by
+// kustomize as `kubectl apply -k` renders it, is accepted object by object
+// by a real API server (server-side dry run: validation, defaulting and
+// admission, nothing stored); every object lands in the kustomization's
+// namespace, every image is the one the kustomization names, pulled only
+// if not present, and the objects meet our least-privilege and hardening
+// rules and embed a healthbridge config that validates.
 func TestManifestsServerSideDryRun(t *testing.T) {
 	testutil.NeedFull(t, "the kubernetesPod kind")
 	env, c := kube(t)
-	ns := kubetest.Namespace(t, c)
 	rc := env.RESTConfig(kubetest.Admin)
 	dc, err := discovery.NewDiscoveryClientForConfig(rc)
 	if err != nil {
@@ -40,41 +40,53 @@ func TestManifestsServerSideDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, _ := filepath.Glob("../deploy/kubernetes/*.yaml")
-	if len(files) < 3 {
-		t.Fatalf("manifests: %v", files)
+	resmap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "../deploy/kubernetes")
+	if err != nil {
+		t.Fatalf("kustomize build deploy/kubernetes: %v", err)
 	}
+	const ns = "healthbridge-example"
+	images := map[string]bool{"healthbridge:0.1.0": true, "healthbridge-example/udp-echo:0.1.0": true}
 	kinds := map[string]int{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
+	for _, res := range resmap.Resources() {
+		m, err := res.Map()
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, doc := range docSep.Split(string(b), -1) {
-			if strings.TrimSpace(doc) == "" {
-				continue
+		obj := unstructured.Unstructured{Object: m}
+		gvk := obj.GroupVersionKind()
+		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			t.Fatalf("%s: %v", gvk, err)
+		}
+		ri := dyn.Resource(mapping.Resource)
+		var created *unstructured.Unstructured
+		if gvk.Kind == "Namespace" {
+			if obj.GetName() != ns {
+				t.Errorf("namespace %q, want %q", obj.GetName(), ns)
 			}
-			var obj unstructured.Unstructured
-			if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
-				t.Fatalf("%s doc %d: %v", f, i, err)
+			created, err = ri.Create(context.Background(), &obj, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		} else {
+			if obj.GetNamespace() != ns {
+				t.Errorf("%s %s: namespace %q, want %q", gvk.Kind, obj.GetName(), obj.GetNamespace(), ns)
 			}
-			if obj.Object == nil {
-				continue
+			// The dry run needs the namespace to exist: create it for real.
+			kubetest.EnsureNamespace(t, c, ns)
+			created, err = ri.Namespace(ns).Create(context.Background(), &obj, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		}
+		if err != nil {
+			t.Fatalf("server-side dry run of %s %s: %v", gvk.Kind, obj.GetName(), err)
+		}
+		kinds[gvk.Kind]++
+		checkObject(t, "kustomize build", created)
+		containers, _, _ := unstructured.NestedSlice(created.Object, "spec", "template", "spec", "containers")
+		for _, ci := range containers {
+			cm := ci.(map[string]any)
+			if img := cm["image"].(string); !images[img] || cm["imagePullPolicy"] != "IfNotPresent" {
+				t.Errorf("%s %s: container %s: image %q, pull policy %v: want one of the kustomization's images, IfNotPresent", gvk.Kind, obj.GetName(), cm["name"], img, cm["imagePullPolicy"])
 			}
-			gvk := obj.GroupVersionKind()
-			m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-			if err != nil {
-				t.Fatalf("%s %s: %v", f, gvk, err)
-			}
-			out, err := dyn.Resource(m.Resource).Namespace(ns).Create(context.Background(), &obj, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-			if err != nil {
-				t.Fatalf("%s: server-side dry run of %s %s: %v", filepath.Base(f), gvk.Kind, obj.GetName(), err)
-			}
-			kinds[gvk.Kind]++
-			checkObject(t, filepath.Base(f), out)
 		}
 	}
-	for _, k := range []string{"ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment", "Service", "DaemonSet"} {
+	for _, k := range []string{"Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment", "Service", "DaemonSet"} {
 		if kinds[k] == 0 {
 			t.Errorf("no %s in deploy/kubernetes", k)
 		}
@@ -116,6 +128,12 @@ func checkObject(t *testing.T, file string, obj *unstructured.Unstructured) {
 		}
 		containers, _, _ := unstructured.NestedSlice(spec, "containers")
 		sawHB := false
+		for _, ci := range containers {
+			cm := ci.(map[string]any)
+			if _, ok := cm["readinessProbe"]; !ok && cm["name"] != "healthbridge" {
+				t.Errorf("%s: the app container %v has no readinessProbe: a kubernetesPod check of it would only say \"started\"", where, cm["name"])
+			}
+		}
 		for _, ci := range containers {
 			cm := ci.(map[string]any)
 			name := cm["name"].(string)

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 )
@@ -20,14 +21,24 @@ func Namespace(t *testing.T, c kubernetes.Interface) string {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	name := "hb-" + hex.EncodeToString(b)
+	EnsureNamespace(t, c, name)
+	return name
+}
+
+// EnsureNamespace creates the namespace name, with its "default"
+// ServiceAccount, unless it exists already.
+func EnsureNamespace(t *testing.T, c kubernetes.Interface, name string) {
+	t.Helper()
 	ctx := context.Background()
 	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return
+		}
 		t.Fatal(err)
 	}
 	if _, err := c.CoreV1().ServiceAccounts(name).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	return name
 }
 
 // Pod creates a pod with the named containers (and native sidecars) and no
