@@ -19,7 +19,6 @@ import (
 	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
-
 // TestManifestsServerSideDryRun: deploy/kubernetes, rendered by
 // kustomize as `kubectl apply -k` renders it, is accepted object by object
 // by a real API server (server-side dry run: validation, defaulting and
