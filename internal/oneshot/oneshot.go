@@ -329,7 +329,8 @@ func (c CLI) HealthcheckUsage() string {
 
 Asks the healthbridge that serves FILE for its verdict: reads the file's
 listen address (default ` + config.DefaultListen + `), then GETs /ENDPOINT
-(default livez) on it over loopback. FILE defaults to $` + ConfigEnv + `.
+(default livez) there (on 127.0.0.1 when it listens on every address).
+FILE defaults to $` + ConfigEnv + `.
 Exit 0 when it answers 200, 1 otherwise, 2 on a bad command line or an
 unreadable file. This is the image's HEALTHCHECK: it follows the listen
 address of the config the server runs with.
