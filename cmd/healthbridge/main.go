@@ -240,7 +240,7 @@ func httpHealthcheck(g globalFlags, stderr io.Writer) int {
 		listen = g.listen
 	}
 	if h.Override != nil {
-		ctx, _ := signalContext()
+		ctx, _ := signalContext(log)
 		if err := compat.ServeOverride(ctx, listen, *h.Override, log); err != nil {
 			fmt.Fprintln(stderr, "healthbridge:", err)
 			return exitError
@@ -304,7 +304,7 @@ func runSidecar(cfg *config.Config, opts app.Options, g globalFlags, stderr io.W
 		printErrors(stderr, "start-up", err)
 		return exitUsage
 	}
-	ctx, hurry := signalContext()
+	ctx, hurry := signalContext(opts.Logger)
 	go idlegc.Run(ctx, opts.Logger)
 	if err := sc.Run(ctx, hurry); err != nil {
 		fmt.Fprintln(stderr, "healthbridge:", err)
@@ -314,12 +314,22 @@ func runSidecar(cfg *config.Config, opts app.Options, g globalFlags, stderr io.W
 }
 
 // signalContext returns a context cancelled by the first SIGTERM or SIGINT,
-// and a channel closed by the second (skip the shutdown delay).
-func signalContext() (context.Context, <-chan struct{}) {
+// and a channel closed by the second (skip the shutdown delay). SIGHUP,
+// which systemd's ExecReload, supervisors and habit send, would end the
+// process by default: it is caught and logged instead, saying that a new
+// config needs a restart (healthbridge does not reload its config).
+func signalContext(log *slog.Logger) (context.Context, <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
 	hurry := make(chan struct{})
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			log.Warn("received SIGHUP: healthbridge does not reload its config; restart it to apply a new one (still running)")
+		}
+	}()
 	go func() {
 		<-sig
 		cancel()

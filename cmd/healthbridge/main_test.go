@@ -407,3 +407,31 @@ func TestMetricsByBuild(t *testing.T) {
 		t.Fatalf("go_goroutines present: %v, lean build: %v", got, testutil.Lean)
 	}
 }
+
+// TestSIGHUPDoesNotKill: SIGHUP (systemd's ExecReload, a supervisor's
+// reload) used to end `healthbridge serve` silently, the default action.
+// It is logged, saying a new config needs a restart, and serving goes on.
+func TestSIGHUPDoesNotKill(t *testing.T) {
+	cfg := writeConfig(t, "listen: 127.0.0.1:0\nchecks: [{name: a, exec: {command: [\"true\"]}, periodSeconds: 1}]\n")
+	p := start(t, "--config", cfg)
+	p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 200 })
+	for i := 0; i < 2; i++ {
+		if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(p.Logs(), "received SIGHUP") < 1 {
+		select {
+		case <-p.Done:
+			t.Fatalf("healthbridge exited on SIGHUP: %s", p.Logs())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no SIGHUP log line: %s", p.Logs())
+		}
+	}
+	if code, _ := p.Get(t, "/readyz"); code != 200 {
+		t.Fatalf("/readyz after SIGHUP: %d", code)
+	}
+}
