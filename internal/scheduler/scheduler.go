@@ -26,7 +26,6 @@ import (
 	"container/heap"
 	"context"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -88,44 +87,59 @@ func (f *Inflight) abandon(stuck <-chan probe.Result, since time.Time) {
 }
 
 // Scheduler runs checks until stopped. Create it with New, then call Start
-// once and Stop once (Stop is idempotent).
+// once and Stop once (Stop is idempotent). Update changes the checks while
+// it runs (a config reload).
 type Scheduler struct {
 	log     *slog.Logger
-	checks  []Check
-	workers []worker
-	byName  map[string]int // read-only after New
+	initial []*worker // the checks given to New; then the dispatcher's own list
 
-	// RunNow requests: pending lists the checks asked (each once, marked
-	// in asked), kick wakes the dispatcher.
+	// pendingMu guards byName, the workers' asked flags and pending:
+	// RunNow requests (each check once), kick wakes the dispatcher.
 	pendingMu sync.Mutex
-	pending   []int
-	asked     []bool
+	byName    map[string]*worker
+	pending   []*worker
 	kick      chan struct{}
-	done      chan done // runs that ended and were recorded
+	done      chan done      // runs that ended and were recorded
+	update    chan updateReq // Update's requests
 
 	// mu guards cancel and started.
 	mu      sync.Mutex
 	cancel  context.CancelFunc
 	started bool
+	stopped chan struct{} // closed when the dispatcher returns
 	wg      sync.WaitGroup // the dispatcher and the runs in flight
 }
 
-// worker is one check's scheduling state, owned by the dispatcher.
+// worker is one check's scheduling state, owned by the dispatcher (asked:
+// by pendingMu).
 type worker struct {
+	c       Check
+	order   int           // its place in the config, for ties in the queue
 	startup bool          // a startup check: gates the others, stops once healthy
 	offset  time.Duration // first-run spread
 	first   bool          // no run has completed yet
 	running bool          // a run is in flight
 	again   bool          // RunNow while running or not yet scheduled
 	stopped bool          // a startup check that passed: never runs again
+	removed bool          // a reload removed it: a run in flight ends unrecorded
+	after   *worker       // a removed check of the same name whose run is still in flight: wait for it
+	waiting bool          // due while after runs
+	asked   bool          // in pending (pendingMu)
 	queued  *item         // its heap entry while waiting, else nil
 }
 
 // done is what a run reports to the dispatcher.
 type done struct {
-	i       int
+	w       *worker
 	next    time.Duration // wait before the next run
 	healthy bool          // the check is healthy after this run
+}
+
+// updateReq is one Update: the new checks, and a channel closed once the
+// dispatcher runs them.
+type updateReq struct {
+	checks  []Check
+	applied chan struct{}
 }
 
 // New returns a scheduler for checks, logging to log (nil discards). A
@@ -136,22 +150,31 @@ func New(checks []Check, log *slog.Logger) *Scheduler {
 	}
 	s := &Scheduler{
 		log:     log,
-		checks:  slices.Clone(checks),
-		workers: make([]worker, len(checks)),
-		byName:  make(map[string]int, len(checks)),
-		asked:   make([]bool, len(checks)),
+		byName:  make(map[string]*worker, len(checks)),
 		kick:    make(chan struct{}, 1),
 		done:    make(chan done, 64),
+		update:  make(chan updateReq),
+		stopped: make(chan struct{}),
 	}
-	spacing := Spacing(checks)
-	for i, c := range s.checks {
-		if c.Inflight == nil {
-			s.checks[i].Inflight = new(Inflight)
-		}
-		s.byName[c.Slot.Spec().Name] = i
-		s.workers[i] = worker{startup: startup(c), offset: time.Duration(i) * spacing, first: true}
+	s.initial = newWorkers(checks)
+	for _, w := range s.initial {
+		s.byName[w.c.Slot.Spec().Name] = w
 	}
 	return s
+}
+
+// newWorkers makes a worker per check, their first runs spread Spacing
+// apart.
+func newWorkers(checks []Check) []*worker {
+	spacing := Spacing(checks)
+	ws := make([]*worker, len(checks))
+	for i, c := range checks {
+		if c.Inflight == nil {
+			c.Inflight = new(Inflight)
+		}
+		ws[i] = &worker{c: c, order: i, startup: startup(c), offset: time.Duration(i) * spacing, first: true}
+	}
+	return ws
 }
 
 // startup reports whether c is a startup check: it gates the non-startup
@@ -188,6 +211,7 @@ func (s *Scheduler) Start(ctx context.Context) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer close(s.stopped)
 		s.dispatch(ctx, time.Now())
 	}()
 }
@@ -205,20 +229,50 @@ func (s *Scheduler) Stop() {
 	s.wg.Wait()
 }
 
+// Update replaces the checks while the scheduler runs (a config reload),
+// without stopping or cancelling anything that runs. A check whose Slot is
+// among the current ones is kept as it is: its schedule (next due time,
+// phase), a run in flight, a pending RunNow. Any other check is new: it
+// starts as at start-up, its initialDelaySeconds counted from now (a
+// startup check added by a reload runs until healthy but holds back no
+// check already running). A current check not in checks is removed: it is
+// never run again, and a run of it still in flight ends unrecorded. A new
+// check named as a removed one whose run is still in flight waits for that
+// run to end: two instances of a check never run at once. Give a changed
+// check the Inflight of the check it replaces, for the same reason.
+// Update returns once the dispatcher has applied it, or false at once when
+// the scheduler is not running.
+func (s *Scheduler) Update(checks []Check) bool {
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if !started {
+		return false
+	}
+	req := updateReq{checks: checks, applied: make(chan struct{})}
+	select {
+	case s.update <- req:
+		<-req.applied
+		return true
+	case <-s.stopped:
+		return false
+	}
+}
+
 // RunNow asks the named check to run as soon as its current run (if any)
 // ends, without waiting for its timer. It never blocks; it reports false for
 // an unknown name.
 func (s *Scheduler) RunNow(name string) bool {
-	i, ok := s.byName[name]
+	s.pendingMu.Lock()
+	w, ok := s.byName[name]
+	if ok && !w.asked {
+		w.asked = true
+		s.pending = append(s.pending, w)
+	}
+	s.pendingMu.Unlock()
 	if !ok {
 		return false
 	}
-	s.pendingMu.Lock()
-	if !s.asked[i] {
-		s.asked[i] = true
-		s.pending = append(s.pending, i)
-	}
-	s.pendingMu.Unlock()
 	select {
 	case s.kick <- struct{}{}:
 	default: // the dispatcher is already woken
@@ -230,37 +284,51 @@ func (s *Scheduler) RunNow(name string) bool {
 // it is due, and schedules its next run when it reports back.
 func (s *Scheduler) dispatch(ctx context.Context, start time.Time) {
 	var q queue
-	startupLeft := 0
-	for i := range s.workers {
-		if s.workers[i].startup {
+	workers := s.initial
+	s.initial = nil
+	startupLeft, gateOpened := 0, false
+	for _, w := range workers {
+		if w.startup {
 			startupLeft++
 		}
 	}
-	// schedule puts check i in the queue, due after wait (now when a RunNow
-	// is pending).
-	schedule := func(i int, due time.Time) {
-		w := &s.workers[i]
+	// schedule puts w in the queue, due at due (now when a RunNow is
+	// pending).
+	schedule := func(w *worker, due time.Time) {
 		if w.again {
 			w.again, due = false, time.Now()
 		}
-		w.queued = &item{i: i, due: due}
+		w.queued = &item{w: w, due: due}
 		heap.Push(&q, w.queued)
 	}
 	// gateOpen schedules the non-startup checks: initialDelaySeconds
 	// counts from start, as the kubelet counts it from the container's
 	// start, not from the end of the startup gate.
 	gateOpen := func() {
+		gateOpened = true
 		now := time.Now()
-		for i := range s.workers {
-			w := &s.workers[i]
-			if !w.startup {
-				schedule(i, maxTime(now.Add(w.offset), start.Add(s.checks[i].Slot.Spec().Timing.InitialDelay+w.offset)))
+		for _, w := range workers {
+			if !w.startup && w.queued == nil && !w.running {
+				schedule(w, maxTime(now.Add(w.offset), start.Add(w.c.Slot.Spec().Timing.InitialDelay+w.offset)))
 			}
 		}
 	}
-	for i := range s.workers {
-		if w := &s.workers[i]; w.startup {
-			schedule(i, start.Add(s.checks[i].Slot.Spec().Timing.InitialDelay+w.offset))
+	// launch starts w's run, unless the run of a removed check of the same
+	// name is still in flight: then it starts when that one ends.
+	launch := func(w *worker) {
+		w.queued = nil
+		if w.after != nil {
+			if w.after.running {
+				w.waiting = true
+				return
+			}
+			w.after = nil
+		}
+		s.launch(ctx, w)
+	}
+	for _, w := range workers {
+		if w.startup {
+			schedule(w, start.Add(w.c.Slot.Spec().Timing.InitialDelay+w.offset))
 		}
 	}
 	if startupLeft == 0 {
@@ -280,21 +348,19 @@ func (s *Scheduler) dispatch(ctx context.Context, start time.Time) {
 		case <-due:
 			now := time.Now()
 			for len(q) > 0 && !q[0].due.After(now) {
-				it := heap.Pop(&q).(*item)
-				s.launch(ctx, it.i)
+				launch(heap.Pop(&q).(*item).w)
 			}
 		case <-s.kick:
 			s.pendingMu.Lock()
 			asked := s.pending
 			s.pending = nil
-			for _, i := range asked {
-				s.asked[i] = false
+			for _, w := range asked {
+				w.asked = false
 			}
 			s.pendingMu.Unlock()
-			for _, i := range asked {
-				w := &s.workers[i]
+			for _, w := range asked {
 				switch {
-				case w.stopped:
+				case w.stopped || w.removed:
 				case w.queued != nil:
 					w.queued.due = time.Now()
 					heap.Fix(&q, w.queued.index)
@@ -303,12 +369,22 @@ func (s *Scheduler) dispatch(ctx context.Context, start time.Time) {
 				}
 			}
 		case d := <-s.done:
-			w := &s.workers[d.i]
+			w := d.w
 			w.running = false
+			if w.removed {
+				// A new check waiting for this one's run may start now.
+				for _, n := range workers {
+					if n.after == w && n.waiting {
+						n.waiting = false
+						launch(n)
+					}
+				}
+				continue
+			}
 			if w.startup && d.healthy {
 				// The kubelet stops a startup probe once it succeeded.
 				w.stopped = true
-				if startupLeft--; startupLeft == 0 {
+				if startupLeft--; startupLeft == 0 && !gateOpened {
 					gateOpen()
 				}
 				continue
@@ -317,20 +393,83 @@ func (s *Scheduler) dispatch(ctx context.Context, start time.Time) {
 			if w.first {
 				// Checks started together with equal periods would otherwise
 				// run in lock step forever; the first result is never delayed.
-				next -= min(s.checks[d.i].Slot.Spec().Timing.Phase, next-1)
+				next -= min(w.c.Slot.Spec().Timing.Phase, next-1)
 				w.first = false
 			}
-			schedule(d.i, time.Now().Add(next))
+			schedule(w, time.Now().Add(next))
+		case req := <-s.update:
+			workers = s.apply(req.checks, workers, &q, &startupLeft, gateOpened, schedule)
+			if startupLeft == 0 && !gateOpened {
+				gateOpen()
+			}
+			close(req.applied)
 		}
 	}
 }
 
-// launch starts check i's run in its own goroutine; the run records its
-// result and reports to the dispatcher.
-func (s *Scheduler) launch(ctx context.Context, i int) {
-	w := &s.workers[i]
-	w.queued, w.running = nil, true
-	c := &s.checks[i]
+// apply is Update in the dispatcher: it returns the new worker list, with
+// the kept workers as they were, the removed ones out of the queue and
+// marked, and the new ones scheduled.
+func (s *Scheduler) apply(checks []Check, workers []*worker, q *queue, startupLeft *int, gateOpened bool,
+	schedule func(*worker, time.Time)) []*worker {
+	current := make(map[*state.Slot]*worker, len(workers))
+	for _, w := range workers {
+		current[w.c.Slot] = w
+	}
+	next := make([]*worker, len(checks))
+	var added []Check
+	var addedAt []int
+	for i, c := range checks {
+		if w, ok := current[c.Slot]; ok {
+			delete(current, c.Slot)
+			w.order = i
+			next[i] = w
+			continue
+		}
+		added, addedAt = append(added, c), append(addedAt, i)
+	}
+	inFlight := map[string]*worker{} // removed, with a run in flight
+	for _, w := range current {
+		w.removed = true
+		if w.queued != nil {
+			heap.Remove(q, w.queued.index)
+			w.queued = nil
+		}
+		if w.startup && !w.stopped {
+			*startupLeft--
+		}
+		if w.running {
+			inFlight[w.c.Slot.Spec().Name] = w
+		}
+	}
+	now := time.Now()
+	for k, w := range newWorkers(added) {
+		w.order = addedAt[k]
+		next[addedAt[k]] = w
+		w.after = inFlight[w.c.Slot.Spec().Name]
+		switch {
+		case w.startup:
+			*startupLeft++
+			schedule(w, now.Add(w.c.Slot.Spec().Timing.InitialDelay+w.offset))
+		case gateOpened:
+			schedule(w, now.Add(w.c.Slot.Spec().Timing.InitialDelay+w.offset))
+		}
+	}
+	byName := make(map[string]*worker, len(next))
+	for _, w := range next {
+		byName[w.c.Slot.Spec().Name] = w
+	}
+	s.pendingMu.Lock()
+	s.byName = byName
+	s.pendingMu.Unlock()
+	return next
+}
+
+// launch starts w's run in its own goroutine; the run records its result
+// and reports to the dispatcher.
+func (s *Scheduler) launch(ctx context.Context, w *worker) {
+	w.running = true
+	c := &w.c
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -346,7 +485,7 @@ func (s *Scheduler) launch(ctx context.Context, i int) {
 		tr, next := c.Slot.Record(r, time.Now())
 		s.logRun(spec, r, tr)
 		select {
-		case s.done <- done{i: i, next: next, healthy: tr.To == state.StatusHealthy}:
+		case s.done <- done{w: w, next: next, healthy: tr.To == state.StatusHealthy}:
 		case <-ctx.Done():
 		}
 	}()
@@ -361,7 +500,7 @@ func maxTime(a, b time.Time) time.Time {
 
 // item is a check waiting in the queue.
 type item struct {
-	i     int
+	w     *worker
 	due   time.Time
 	index int // in the heap
 }
@@ -375,7 +514,7 @@ func (q queue) Less(a, b int) bool {
 	if !q[a].due.Equal(q[b].due) {
 		return q[a].due.Before(q[b].due)
 	}
-	return q[a].i < q[b].i
+	return q[a].w.order < q[b].w.order
 }
 func (q queue) Swap(a, b int) {
 	q[a], q[b] = q[b], q[a]

@@ -86,9 +86,18 @@ func newSched(policies map[string]state.Policy, checks []tcheck, log *slog.Logge
 	store := state.NewStore(specs, time.Now())
 	var sc []Check
 	for i, slot := range store.Slots() {
-		sc = append(sc, Check{Slot: slot, Prober: checks[i].Prober})
+		sc = append(sc, Check{Slot: slot, Prober: checks[i].Prober, Inflight: new(Inflight)})
 	}
 	return New(sc, log), store
+}
+
+// checksOf returns the checks s was built with (before Start).
+func checksOf(s *Scheduler) []Check {
+	var out []Check
+	for _, w := range s.initial {
+		out = append(out, w.c)
+	}
+	return out
 }
 
 func TestScheduleInitialDelayPeriodAndNoOverlap(t *testing.T) {
@@ -488,7 +497,7 @@ func TestStuckRunOutlivesTheScheduler(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := &concurrent{release: make(chan struct{})}
 		s, store := newSched(map[string]state.Policy{"c": {FailureThreshold: 1}}, []tcheck{{Name: "c", Prober: c, Period: time.Second, Timeout: time.Second}}, nil)
-		checks := s.checks
+		checks := checksOf(s)
 		for restart := range 3 {
 			s.Start(t.Context())
 			time.Sleep(5 * time.Second) // the run is abandoned, then periods pass
@@ -513,6 +522,85 @@ func TestStuckRunOutlivesTheScheduler(t *testing.T) {
 		s.Stop()
 		if c.calls.Load() < 2 || c.most.Load() != 1 {
 			t.Fatalf("after release: %d calls, %d at once", c.calls.Load(), c.most.Load())
+		}
+	})
+}
+
+// TestUpdateKeepsUnchangedSchedules: a reload (Update) while the
+// scheduler runs keeps an unchanged check's schedule exactly, starts an
+// added check with its initial delay counted from the reload, and never
+// runs a removed check again.
+func TestUpdateKeepsUnchangedSchedules(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		kept := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}, took: time.Second}
+		gone := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}}
+		s, store := newSched(nil, []tcheck{
+			{Name: "kept", Prober: kept, Period: 10 * time.Second, Timeout: 5 * time.Second},
+			{Name: "gone", Prober: gone, Period: 10 * time.Second, Timeout: 5 * time.Second},
+		}, nil)
+		checks := checksOf(s)
+		s.Start(t.Context())
+		time.Sleep(15 * time.Second)
+		added := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}}
+		slots := store.Replace([]state.Spec{{Name: "new", Timing: state.Timing{InitialDelay: 2 * time.Second, Period: 10 * time.Second, Timeout: time.Second}}, {}},
+			[]*state.Slot{nil, checks[0].Slot}, time.Now())
+		if !s.Update([]Check{{Slot: slots[0], Prober: added, Inflight: new(Inflight)}, checks[0]}) {
+			t.Fatal("Update on a running scheduler returned false")
+		}
+		time.Sleep(30 * time.Second)
+		s.Stop()
+		// kept: 0 s, then 10 s after each 1 s run: 11 s, 22 s, 33 s, 44 s.
+		if got, want := kept.startOffsets(start), []time.Duration{0, 11 * time.Second, 22 * time.Second, 33 * time.Second, 44 * time.Second}; !slices.Equal(got, want) {
+			t.Errorf("kept check ran at %v, want %v", got, want)
+		}
+		// gone: before the reload only.
+		for _, off := range gone.startOffsets(start) {
+			if off > 15*time.Second {
+				t.Errorf("a removed check ran at %v, after the reload at 15 s", off)
+			}
+		}
+		// new: 2 s after the reload, then every 10 s.
+		if got, want := added.startOffsets(start), []time.Duration{17 * time.Second, 27 * time.Second, 37 * time.Second}; !slices.Equal(got, want) {
+			t.Errorf("added check ran at %v, want %v", got, want)
+		}
+		if _, ok := store.Snapshot().Get("gone"); ok {
+			t.Error("the removed check is still in the snapshot")
+		}
+	})
+}
+
+// TestUpdateNeverOverlapsAChangedCheck: a check changed by a reload while
+// its run is in flight: the run is not interrupted, its result is not
+// recorded into the new check, and the new definition's first run waits
+// until it ended.
+func TestUpdateNeverOverlapsAChangedCheck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		oldP := &scripted{outcomes: []probe.Outcome{probe.OutcomeFailure}, took: 5 * time.Second}
+		s, store := newSched(map[string]state.Policy{"c": {FailureThreshold: 1, SuccessThreshold: 1}},
+			[]tcheck{{Name: "c", Prober: oldP, Period: 10 * time.Second, Timeout: 8 * time.Second}}, nil)
+		checks := checksOf(s)
+		s.Start(t.Context())
+		time.Sleep(2 * time.Second) // the first run is in flight until 5 s
+		newP := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}}
+		slots := store.Replace([]state.Spec{{Name: "c", Policy: state.Policy{FailureThreshold: 1, SuccessThreshold: 1},
+			Timing: state.Timing{Period: 10 * time.Second, Timeout: time.Second}}}, []*state.Slot{nil}, time.Now())
+		s.Update([]Check{{Slot: slots[0], Prober: newP, Inflight: checks[0].Inflight}})
+		time.Sleep(4 * time.Second)
+		s.Stop()
+		if got := oldP.startOffsets(start); len(got) != 1 {
+			t.Fatalf("old definition ran at %v, want once", got)
+		}
+		if got := newP.startOffsets(start); len(got) != 1 || got[0] != 5*time.Second {
+			t.Fatalf("new definition ran at %v, want once, at 5 s when the old run ended", got)
+		}
+		c, _ := store.Snapshot().Get("c")
+		if c.State.Status != state.StatusHealthy || c.State.Runs != 1 {
+			t.Fatalf("new check's state %+v: the old run's failure must not be recorded in it", c.State)
+		}
+		if oldP.overlaps.Load()+newP.overlaps.Load() != 0 {
+			t.Fatal("overlapping runs")
 		}
 	})
 }

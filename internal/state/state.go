@@ -25,9 +25,12 @@ const (
 	StatusHealthy
 	// StatusUnhealthy: failureThreshold consecutive failing results.
 	StatusUnhealthy
+	// StatusAbsent is never a check's status: an Event's From for a check
+	// a config reload added, and its To for one a reload removed.
+	StatusAbsent
 )
 
-// String returns starting, healthy, unhealthy or unknown.
+// String returns starting, healthy, unhealthy, unknown or absent.
 func (s Status) String() string {
 	switch s {
 	case StatusUnknown:
@@ -38,6 +41,8 @@ func (s Status) String() string {
 		return "healthy"
 	case StatusUnhealthy:
 		return "unhealthy"
+	case StatusAbsent:
+		return "absent"
 	default:
 		return fmt.Sprintf("status(%d)", int(s))
 	}

@@ -169,10 +169,13 @@ func (t Transition) Changed() bool { return t.From != t.To }
 // SetShuttingDown does not wait for the writers' mutex: readiness fails
 // at once however busy they are.
 type Store struct {
-	// mu guards chunks, shared, rings, failing and child, and orders snapshot
-	// publication; specs and index are read-only after NewStore.
+	// mu guards everything below but shutting, snap and changed, and orders
+	// snapshot publication. specs, slots and index are replaced whole by a
+	// reload (Replace), never modified in place: a snapshot keeps the index
+	// it was published with.
 	mu      sync.Mutex
-	specs   []Spec
+	specs   []*Spec
+	slots   []*Slot
 	chunks  [][]*Check      // the published form of states, in chunks
 	shared  []bool          // chunks[k] is in the published snapshot: copy before writing
 	rings   []ring          // each check's timeline marks
@@ -202,19 +205,15 @@ func (s *Store) Changed() <-chan struct{} { return *s.changed.Load() }
 // NewStore returns a store holding specs, every check starting at now.
 // Names must be unique (config validation guarantees it).
 func NewStore(specs []Spec, now time.Time) *Store {
-	s := &Store{
-		specs: append([]Spec(nil), specs...),
-		index: make(map[string]int, len(specs)),
-	}
-	for k := 0; k < len(specs); k += chunkSize {
-		s.chunks = append(s.chunks, make([]*Check, min(chunkSize, len(specs)-k)))
-	}
-	s.shared = make([]bool, len(s.chunks))
-	s.rings = make([]ring, len(specs))
+	s := &Store{}
 	s.epoch = now.Add(-time.Hour) // results may have started a little before
-	for i, sp := range specs {
+	s.layout(len(specs))
+	for i := range specs {
+		sp := specs[i]
+		s.specs[i] = &sp
+		s.slots[i] = &Slot{store: s, spec: &sp, i: i}
 		s.index[sp.Name] = i
-		s.chunks[i/chunkSize][i%chunkSize] = &Check{Spec: s.specs[i], State: Initial(now)}
+		s.chunks[i/chunkSize][i%chunkSize] = &Check{Spec: sp, State: Initial(now)}
 		s.count(i, StatusStarting, +1)
 	}
 	first := make(chan struct{})
@@ -223,42 +222,59 @@ func NewStore(specs []Spec, now time.Time) *Store {
 	return s
 }
 
-// Slot is one check's place in a Store: its spec, and where its results
-// go. The scheduler records through it, never looking a check up by name
-// nor reading a snapshot back.
-type Slot struct {
-	store *Store
-	i     int
+// layout makes fresh per-check structures for n checks; s.mu must be held
+// (or the store not yet shared).
+func (s *Store) layout(n int) {
+	s.specs = make([]*Spec, n)
+	s.slots = make([]*Slot, n)
+	s.index = make(map[string]int, n)
+	s.chunks = nil
+	for k := 0; k < n; k += chunkSize {
+		s.chunks = append(s.chunks, make([]*Check, min(chunkSize, n-k)))
+	}
+	s.shared = make([]bool, len(s.chunks))
+	s.rings = make([]ring, n)
+	s.failing = [scopeCount]int{}
 }
 
-// Slots returns one slot per check, in the order of the specs given to
-// NewStore.
+// Slot is one check's place in a Store: its spec, and where its results
+// go. The scheduler records through it, never looking a check up by name
+// nor reading a snapshot back. A check kept by a reload keeps its Slot.
+type Slot struct {
+	store *Store
+	spec  *Spec // immutable
+	i     int   // index in store.specs; -1 once a reload removed the check. Guarded by store.mu
+}
+
+// Slots returns the current checks' slots, in config order.
 func (s *Store) Slots() []*Slot {
-	out := make([]*Slot, len(s.specs))
-	for i := range s.specs {
-		out[i] = &Slot{store: s, i: i}
-	}
-	return out
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.slots)
 }
 
 // Spec returns the check's spec. It must not be modified.
-func (sl *Slot) Spec() *Spec { return &sl.store.specs[sl.i] }
+func (sl *Slot) Spec() *Spec { return sl.spec }
 
 // Record applies result r at time now (state.Next), publishes a new
 // snapshot, and returns what changed and how long to wait before the next
 // run: the period, or the start interval while the check is starting
-// within its start period (Docker's --start-interval).
+// within its start period (Docker's --start-interval). The result of a
+// check a reload removed is dropped (no change, the period).
 func (sl *Slot) Record(r probe.Result, now time.Time) (Transition, time.Duration) {
 	s := sl.store
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sp := &s.specs[sl.i]
+	sp := sl.spec
+	if sl.i < 0 {
+		return Transition{}, sp.Timing.Period
+	}
 	prev := s.state(sl.i)
 	next := Next(prev, r, now, sp.Policy)
 	s.set(sl.i, next)
 	s.rings[sl.i].add(r, now, s.epoch)
 	if next.Status != prev.Status {
-		s.event(sl.i, prev.Status, next.Status, now, r)
+		s.event(sl.i, prev.Status, next.Status, now, r, "")
 	}
 	s.publish()
 	wait := sp.Timing.Period
@@ -266,6 +282,61 @@ func (sl *Slot) Record(r probe.Result, now time.Time) (Transition, time.Duration
 		wait = sp.Timing.StartInterval
 	}
 	return Transition{From: prev.Status, To: next.Status, State: next}, wait
+}
+
+// ReasonReload is an Event's Reason when a config reload added, changed or
+// removed the check.
+const ReasonReload = "reload"
+
+// Replace is a config reload: the store then holds specs, in that order.
+// keep[j], when not nil, is a current slot whose check specs[j] is
+// unchanged: it keeps its slot, spec (specs[j] is ignored), state, history
+// and timeline, and no event is recorded for it. Every other spec is a new
+// check, starting at now; a current slot not kept is removed (its later
+// results are dropped). Added, changed and removed checks are each one
+// event with Reason "reload" (StatusAbsent on the missing side). It
+// returns the slots of specs, in order. Names must be unique.
+func (s *Store) Replace(specs []Spec, keep []*Slot, now time.Time) []*Slot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	type old struct {
+		st   CheckState
+		ring ring
+	}
+	kept := map[*Slot]old{}
+	for _, sl := range keep {
+		if sl != nil && sl.i >= 0 {
+			kept[sl] = old{s.state(sl.i), s.rings[sl.i]}
+		}
+	}
+	// Removed checks: each a last event, from its status to absent.
+	for i, sl := range s.slots {
+		if _, ok := kept[sl]; !ok {
+			s.event(i, s.state(i).Status, StatusAbsent, now, probe.Result{}, ReasonReload)
+			sl.i = -1
+		}
+	}
+	s.layout(len(specs))
+	for j := range specs {
+		sl := keep[j]
+		if o, ok := kept[sl]; ok && sl != nil {
+			sl.i = j
+			s.specs[j], s.slots[j], s.rings[j] = sl.spec, sl, o.ring
+			s.index[sl.spec.Name] = j
+			s.chunks[j/chunkSize][j%chunkSize] = &Check{Spec: *sl.spec, State: o.st}
+			s.count(j, o.st.Status, +1)
+			continue
+		}
+		sp := specs[j]
+		s.specs[j] = &sp
+		s.slots[j] = &Slot{store: s, spec: &sp, i: j}
+		s.index[sp.Name] = j
+		s.chunks[j/chunkSize][j%chunkSize] = &Check{Spec: sp, State: Initial(now)}
+		s.count(j, StatusStarting, +1)
+		s.event(j, StatusAbsent, StatusStarting, now, probe.Result{}, ReasonReload)
+	}
+	s.publish()
+	return slices.Clone(s.slots)
 }
 
 // Snapshot returns the current snapshot. It never blocks and never returns
@@ -276,11 +347,17 @@ func (s *Store) Snapshot() *Snapshot { return s.snap.Load() }
 // rather than a slot (tests, tools). It panics on an unknown name, a
 // programming error.
 func (s *Store) Record(name string, r probe.Result, now time.Time) Transition {
+	s.mu.Lock()
 	i, ok := s.index[name]
+	var sl *Slot
+	if ok {
+		sl = s.slots[i]
+	}
+	s.mu.Unlock()
 	if !ok {
 		panic(fmt.Sprintf("state: Record of unknown check %q", name))
 	}
-	tr, _ := (&Slot{store: s, i: i}).Record(r, now)
+	tr, _ := sl.Record(r, now)
 	return tr
 }
 
@@ -299,14 +376,17 @@ type Event struct {
 	From, To Status
 	// At is when it changed.
 	At time.Time
-	// Result is the run that changed it (zero for a reset).
+	// Result is the run that changed it (zero for a reset or a reload).
 	Result probe.Result
+	// Reason is "reload" (ReasonReload) for a check a config reload added,
+	// changed or removed; empty for a change a result made.
+	Reason string
 }
 
 // event appends a transition to the ring; s.mu must be held.
-func (s *Store) event(i int, from, to Status, at time.Time, r probe.Result) {
+func (s *Store) event(i int, from, to Status, at time.Time, r probe.Result, reason string) {
 	s.eventID++
-	e := Event{ID: s.eventID, Check: s.specs[i].Name, Kind: s.specs[i].Kind, From: from, To: to, At: at, Result: r}
+	e := Event{ID: s.eventID, Check: s.specs[i].Name, Kind: s.specs[i].Kind, From: from, To: to, At: at, Result: r, Reason: reason}
 	if len(s.events) < EventBacklog {
 		s.events = append(s.events, e)
 		return
@@ -362,7 +442,7 @@ func (s *Store) Reset(now time.Time) {
 		next.Runs, next.Outcomes, next.Transitions, next.Durations = prev.Runs, prev.Outcomes, prev.Transitions, prev.Durations
 		if prev.Status != next.Status {
 			next.Transitions++
-			s.event(i, prev.Status, next.Status, now, probe.Result{})
+			s.event(i, prev.Status, next.Status, now, probe.Result{}, "")
 		}
 		s.set(i, next)
 	}
@@ -413,7 +493,7 @@ func (s *Store) set(i int, st CheckState) {
 		s.chunks[k] = slices.Clone(s.chunks[k])
 		s.shared[k] = false
 	}
-	s.chunks[k][i%chunkSize] = &Check{Spec: s.specs[i], State: st}
+	s.chunks[k][i%chunkSize] = &Check{Spec: *s.specs[i], State: st}
 }
 
 // count adds d to the failing count of each scope check i is covered by
@@ -421,7 +501,7 @@ func (s *Store) set(i int, st CheckState) {
 // shared).
 func (s *Store) count(i int, st Status, d int) {
 	for sc := Scope(1); sc < scopeCount; sc++ {
-		if sc.Covers(&s.specs[i]) && !sc.Passes(st) {
+		if sc.Covers(s.specs[i]) && !sc.Passes(st) {
 			s.failing[sc] += d
 		}
 	}
@@ -439,7 +519,7 @@ func (s *Store) publish() {
 		n:            len(s.specs),
 		ShuttingDown: shutting,
 		Child:        s.child,
-		index:        s.index, // never modified after NewStore
+		index:        s.index, // replaced whole by Replace, never modified
 	}
 	for sc := Scope(1); sc < scopeCount; sc++ {
 		snap.plain[sc] = s.failing[sc] == 0 && !(sc == ScopeReadiness && shutting)
