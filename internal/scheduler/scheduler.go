@@ -106,7 +106,7 @@ type Scheduler struct {
 	mu      sync.Mutex
 	cancel  context.CancelFunc
 	started bool
-	stopped chan struct{} // closed when the dispatcher returns
+	stopped chan struct{}  // closed when the dispatcher returns
 	wg      sync.WaitGroup // the dispatcher and the runs in flight
 }
 
