@@ -219,7 +219,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		printErrors(stderr, g.config, err)
 		return exitUsage
 	}
-	return runSidecar(cfg, app.Options{Logger: log}, g, stderr)
+	return runSidecar(cfg, app.Options{Logger: log, ConfigFile: g.config}, g, stderr)
 }
 
 // httpHealthcheck is the drop-in mode for http-healthcheck-sidecar: its
@@ -240,7 +240,7 @@ func httpHealthcheck(g globalFlags, stderr io.Writer) int {
 		listen = g.listen
 	}
 	if h.Override != nil {
-		ctx, _ := signalContext(log)
+		ctx, _ := signalContext(log, nil)
 		if err := compat.ServeOverride(ctx, listen, *h.Override, log); err != nil {
 			fmt.Fprintln(stderr, "healthbridge:", err)
 			return exitError
@@ -297,14 +297,21 @@ func runSidecar(cfg *config.Config, opts app.Options, g globalFlags, stderr io.W
 	opts.Reap = reap
 	opts.Kubeconfig = g.kubecfg
 	if g.listen != "" {
-		cfg.Listen = g.listen
+		listen := g.listen
+		opts.Adjust = func(c *config.Config) { c.Listen = listen }
+		opts.Adjust(cfg)
+	}
+	var reload chan struct{}
+	if opts.ConfigFile != "" {
+		reload = make(chan struct{}, 1)
+		opts.Reload = reload
 	}
 	sc, err := app.Build(cfg, opts)
 	if err != nil {
 		printErrors(stderr, "start-up", err)
 		return exitUsage
 	}
-	ctx, hurry := signalContext(opts.Logger)
+	ctx, hurry := signalContext(opts.Logger, reload)
 	go idlegc.Run(ctx, opts.Logger)
 	if err := sc.Run(ctx, hurry); err != nil {
 		fmt.Fprintln(stderr, "healthbridge:", err)
@@ -315,10 +322,12 @@ func runSidecar(cfg *config.Config, opts app.Options, g globalFlags, stderr io.W
 
 // signalContext returns a context cancelled by the first SIGTERM or SIGINT,
 // and a channel closed by the second (skip the shutdown delay). SIGHUP,
-// which systemd's ExecReload, supervisors and habit send, would end the
-// process by default: it is caught and logged instead, saying that a new
-// config needs a restart (healthbridge does not reload its config).
-func signalContext(log *slog.Logger) (context.Context, <-chan struct{}) {
+// which systemd's ExecReload, supervisors and habit send, reloads the
+// config file: it is passed on to reload (without blocking: a reload
+// already asked for covers it). With no file to reload (reload nil, the
+// drop-in modes) it is logged; it never ends the process, SIGHUP's
+// default action.
+func signalContext(log *slog.Logger, reload chan<- struct{}) (context.Context, <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
 	hurry := make(chan struct{})
 	sig := make(chan os.Signal, 2)
@@ -327,7 +336,14 @@ func signalContext(log *slog.Logger) (context.Context, <-chan struct{}) {
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for range hup {
-			log.Warn("received SIGHUP: healthbridge does not reload its config; restart it to apply a new one (still running)")
+			if reload == nil {
+				log.Warn("received SIGHUP: there is no config file to reload in this mode (still running)")
+				continue
+			}
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	go func() {

@@ -410,28 +410,38 @@ func TestMetricsByBuild(t *testing.T) {
 
 // TestSIGHUPDoesNotKill: SIGHUP (systemd's ExecReload, a supervisor's
 // reload) used to end `healthbridge serve` silently, the default action.
-// It is logged, saying a new config needs a restart, and serving goes on.
+// It reloads the config file, and serving goes on; in a drop-in mode,
+// with no file to reload, it is logged.
 func TestSIGHUPDoesNotKill(t *testing.T) {
 	cfg := writeConfig(t, "listen: 127.0.0.1:0\nchecks: [{name: a, exec: {command: [\"true\"]}, periodSeconds: 1}]\n")
-	p := start(t, "--config", cfg)
-	p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 200 })
-	for i := 0; i < 2; i++ {
-		if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
-			t.Fatal(err)
+	port := testutil.FreePort(t)
+	for _, tc := range []struct {
+		args []string
+		port int
+		log  string
+	}{
+		{[]string{"--config", cfg}, 0, "msg=\"config reloaded\" trigger=signal"},
+		{[]string{"-cmd", "true", "-port", strconv.Itoa(port)}, port, "no config file to reload"},
+	} {
+		p := startQuiet(t, tc.port, tc.args...)
+		for i := 0; i < 2; i++ {
+			if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for strings.Count(p.Logs(), "received SIGHUP") < 1 {
-		select {
-		case <-p.Done:
-			t.Fatalf("healthbridge exited on SIGHUP: %s", p.Logs())
-		case <-time.After(20 * time.Millisecond):
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(p.Logs(), tc.log) {
+			select {
+			case <-p.Done:
+				t.Fatalf("%v: healthbridge exited on SIGHUP: %s", tc.args, p.Logs())
+			case <-time.After(20 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%v: no %q log line: %s", tc.args, tc.log, p.Logs())
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no SIGHUP log line: %s", p.Logs())
+		if code, _ := p.Get(t, "/livez"); code != 200 {
+			t.Fatalf("%v: /livez after SIGHUP: %d", tc.args, code)
 		}
-	}
-	if code, _ := p.Get(t, "/readyz"); code != 200 {
-		t.Fatalf("/readyz after SIGHUP: %d", code)
 	}
 }

@@ -64,6 +64,15 @@ type Options struct {
 	// ChildPid is `healthbridge run`'s supervised child's pid (0 while
 	// none runs); nil outside run mode. See probe.Deps.ChildPid.
 	ChildPid func() int
+	// ConfigFile is the file the config came from, which a reload reads
+	// again; "" when there is none (the drop-in modes): no reload.
+	ConfigFile string
+	// Adjust, when not nil, is applied to every config loaded from
+	// ConfigFile by a reload, as to the first (the --listen override).
+	Adjust func(*config.Config)
+	// Reload receives a value for each reload request from outside
+	// (SIGHUP); nil: none.
+	Reload <-chan struct{}
 }
 
 // Sidecar is a built, not yet running healthbridge. Build it with Build,
@@ -90,6 +99,15 @@ type Sidecar struct {
 	notifier *notify.Notifier // nil without notify webhooks
 	grpcSrv  grpcServing      // nil without grpcListen
 	grpcLn   net.Listener
+
+	// reloadMu serialises reloads; reloaded is what the reload metrics
+	// say. kubeconfig and childPid build new checks' probers.
+	reloadMu   sync.Mutex
+	reloaded   reloadStatus
+	kubeconfig string
+	childPid   func() int
+	opts       Options
+	loadedHash [32]byte // of the config file as last loaded or refused (reloadMu)
 }
 
 // Build constructs every prober (so a bad exec command is a start-up
@@ -169,7 +187,10 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 
 	// The check metrics are written by the /metrics handler from the
 	// snapshot; these are the rest.
-	metrics := server.MetricsWriters{runtimeMetrics()}
+	sc.kubeconfig, sc.childPid, sc.opts = opts.Kubeconfig, opts.ChildPid, opts
+	sc.reloaded.ok.Store(true)
+	sc.reloaded.last.Store(time.Now().Unix())
+	metrics := server.MetricsWriters{runtimeMetrics(), &sc.reloaded}
 	if len(cfg.Notify) > 0 {
 		nt, err := notify.New(cfg, store, log)
 		if err != nil {
@@ -198,6 +219,13 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 	sc.sched, sc.ln, sc.reap = scheduler.New(checks, log), ln, opts.Reap
 	sc.srv = server.NewHTTPServer(handler, log)
 	sc.srv.RegisterOnShutdown(h.CloseStreams)
+	if cfg.ReloadEndpoint {
+		if admin == nil {
+			admin = http.NewServeMux()
+		}
+		admin.Handle("POST /-/reload", http.HandlerFunc(sc.serveReload))
+		admin.Handle("PUT /-/reload", http.HandlerFunc(sc.serveReload))
+	}
 	if admin != nil {
 		aln, err := net.Listen("tcp", cfg.AdminListen)
 		if err != nil {
@@ -269,12 +297,16 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 		go func() { serveErr <- s.agent.Serve(s.agentLn) }()
 		s.log.Info("serving haproxy agent", "addr", s.agentLn.Addr().String(), "role", s.cfg.Agent.Role.String())
 	}
-	s.log.Info("serving", "addr", s.ln.Addr().String(), "checks", len(s.cfg.Checks))
+	s.log.Info("serving", "addr", s.ln.Addr().String(), "checks", len(s.config().Checks))
+	if s.opts.ConfigFile != "" {
+		s.rememberFile()
+		go s.reloadLoop(bg)
+	}
 
 	select {
 	case err := <-serveErr:
 		s.stopChecks()
-		closeAll(s.closers)
+		closeAll(s.currentClosers())
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -282,7 +314,7 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 	// drainDelaySeconds with readiness still passing, then the rest of
 	// shutdownDelaySeconds with readiness failing; a second signal (hurry)
 	// skips what is left of both.
-	drain, delay := s.cfg.DrainDelay(), s.cfg.ShutdownDelay()
+	drain, delay := s.config().DrainDelay(), s.config().ShutdownDelay()
 	if drain > 0 {
 		s.log.Info("shutting down: readiness passes for the drain delay", "drain_delay", drain)
 	}
@@ -310,7 +342,7 @@ func (s *Sidecar) Run(ctx context.Context, hurry <-chan struct{}) error {
 		s.grpcSrv.Stop(sctx)
 	}
 	s.stopChecks()
-	closeAll(s.closers)
+	closeAll(s.currentClosers())
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: %w", err)
 	}
@@ -364,7 +396,21 @@ func (s *Sidecar) ResumeChecks() {
 func (s *Sidecar) Store() *state.Store { return s.store }
 
 // ShutdownDelay is how long Run keeps serving after its context ends.
-func (s *Sidecar) ShutdownDelay() time.Duration { return s.cfg.ShutdownDelay() }
+func (s *Sidecar) ShutdownDelay() time.Duration { return s.config().ShutdownDelay() }
+
+// config is the running config (a reload replaces it).
+func (s *Sidecar) config() *config.Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
+// currentClosers is the running checks' probers that hold resources.
+func (s *Sidecar) currentClosers() []io.Closer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closers
+}
 
 // wait waits d (nothing when d <= 0), or until hurry is closed (then it
 // reports true), or until a server fails (then it stops the checks and
@@ -382,7 +428,7 @@ func (s *Sidecar) wait(d time.Duration, hurry <-chan struct{}, serveErr <-chan e
 		return true, nil
 	case err := <-serveErr:
 		s.stopChecks()
-		closeAll(s.closers)
+		closeAll(s.currentClosers())
 		return false, fmt.Errorf("serve: %w", err)
 	}
 }

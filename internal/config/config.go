@@ -62,6 +62,15 @@ type Config struct {
 	// shares the public listener: whoever reaches the public port must not
 	// be able to change health.
 	AdminListen string `json:"adminListen,omitempty"`
+	// ReloadEndpoint serves POST /-/reload on adminListen (opening it even
+	// without a ttl check): reload the config file, as Prometheus's
+	// --web.enable-lifecycle. Default false.
+	ReloadEndpoint bool `json:"reloadEndpoint,omitempty"`
+	// WatchConfig reloads the config file when its content changes,
+	// checked every WatchConfigInterval (a hash of the content, not file
+	// events: a Kubernetes ConfigMap volume is updated by swapping a
+	// symlink). Default false.
+	WatchConfig bool `json:"watchConfig,omitempty"`
 	// AllowRemoteAdmin accepts an adminListen that is not a loopback
 	// address (":8643", "0.0.0.0:8643", a pod IP). Default false: whoever
 	// reaches the admin port can mark ttl checks passing, so it must be
@@ -325,6 +334,13 @@ func (c *Check) StartPeriod() time.Duration { return seconds(c.StartPeriodSecond
 
 // StartInterval is startIntervalSeconds as a duration.
 func (c *Check) StartInterval() time.Duration { return seconds(c.StartIntervalSeconds) }
+
+// WatchConfigInterval is how often watchConfig reads the config file.
+const WatchConfigInterval = 5 * time.Second
+
+// HasAdmin reports whether the admin server runs: for push checks' reports
+// or for POST /-/reload.
+func (c *Config) HasAdmin(r Rules) bool { return c.ReloadEndpoint || c.HasPush(r) }
 
 // HasPush reports whether any check is of a push kind.
 func (c *Config) HasPush(r Rules) bool {

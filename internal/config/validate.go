@@ -26,7 +26,7 @@ func (c *Config) Validate(r Rules) error {
 	if err := validAddress(c.Listen); err != nil {
 		add("listen", "%v", err)
 	}
-	if c.HasPush(r) {
+	if c.HasAdmin(r) {
 		if err := validAddress(c.AdminListen); err != nil {
 			add("adminListen", "%v", err)
 		} else if c.AdminListen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {

@@ -229,10 +229,11 @@ type Event struct {
 	Time    time.Time    `json:"time"`
 	Outcome string       `json:"outcome"`
 	Output  string       `json:"output,omitempty"`
+	Reason  string       `json:"reason,omitempty"` // "reload": a config reload added, changed or removed the check
 }
 
 func (n *Notifier) body(h *hook, ev state.Event) []byte {
-	e := Event{ID: ev.ID, Check: ev.Check, Kind: ev.Kind, From: ev.From, To: ev.To, Time: ev.At.UTC(), Outcome: ev.Result.Outcome.String()}
+	e := Event{ID: ev.ID, Check: ev.Check, Kind: ev.Kind, From: ev.From, To: ev.To, Time: ev.At.UTC(), Outcome: ev.Result.Outcome.String(), Reason: ev.Reason}
 	if n.expose {
 		e.Output = ev.Result.Output
 	}

@@ -63,6 +63,7 @@ type eventJSON struct {
 	Outcome  probe.Outcome `json:"outcome"`
 	ExitCode *int          `json:"exitCode,omitempty"`
 	Output   string        `json:"output,omitempty"`
+	Reason   string        `json:"reason,omitempty"`
 }
 
 func (e *events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -151,7 +152,7 @@ func (e *events) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *events) format(ev state.Event) string {
-	d := eventJSON{Check: ev.Check, Kind: ev.Kind, From: ev.From, To: ev.To, Time: ev.At.UTC(), Outcome: ev.Result.Outcome}
+	d := eventJSON{Check: ev.Check, Kind: ev.Kind, From: ev.From, To: ev.To, Time: ev.At.UTC(), Outcome: ev.Result.Outcome, Reason: ev.Reason}
 	if !ev.Result.End.IsZero() && ev.Result.ExitCode != 0 {
 		ec := ev.Result.ExitCode
 		d.ExitCode = &ec
