@@ -99,7 +99,9 @@ func runChild(args []string, stdout, stderr io.Writer) int {
 		// childPid is the running child's pid, 0 while none runs: a
 		// rundir check checks its pid file against it.
 		var childPid atomic.Int64
-		sc, err := app.Build(cfg, app.Options{Logger: log, Reap: true, Kubeconfig: g.kubecfg,
+		// ConfigFile: /-/reload and watchConfig reload it; SIGHUP goes to the
+		// child (Options.Reload is nil), as tini forwards it.
+		sc, err := app.Build(cfg, app.Options{Logger: log, Reap: true, Kubeconfig: g.kubecfg, ConfigFile: g.config,
 			ChildPid: func() int { return int(childPid.Load()) }})
 		if err != nil {
 			printErrors(stderr, "start-up", err)
