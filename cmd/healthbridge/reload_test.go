@@ -1,0 +1,226 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/healthbridge/healthbridge/internal/testutil"
+)
+
+// hookEvents is a real webhook receiver that keeps what healthbridge
+// POSTs.
+type hookEvents struct {
+	mu  sync.Mutex
+	got []map[string]any
+}
+
+func (h *hookEvents) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var ev map[string]any
+	_ = json.NewDecoder(r.Body).Decode(&ev)
+	h.mu.Lock()
+	h.got = append(h.got, ev)
+	h.mu.Unlock()
+}
+
+// lines returns the events received as "check from>to reason".
+func (h *hookEvents) lines() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, ev := range h.got {
+		out = append(out, fmt.Sprintf("%v %v>%v %v", ev["check"], ev["from"], ev["to"], ev["reason"]))
+	}
+	return out
+}
+
+func (h *hookEvents) waitFor(t *testing.T, line string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(strings.Join(h.lines(), "\n")+"\n", line+"\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no webhook event %q; got:\n%s", line, strings.Join(h.lines(), "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// metric returns the value of the series whose line starts with prefix,
+// and whether there is one.
+func metric(t *testing.T, p *child, prefix string) (float64, bool) {
+	t.Helper()
+	_, body := p.Get(t, "/metrics")
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			f := strings.Fields(line)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v, true
+		}
+	}
+	return 0, false
+}
+
+func postReload(t *testing.T, admin string) (int, string) {
+	t.Helper()
+	resp, err := http.Post("http://"+admin+"/-/reload", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestReloadKeepsUnchangedChecks: SIGHUP and POST /-/reload with a real
+// process, a real webhook receiver and real probes. An unchanged check
+// keeps its counters and sends no event; a changed, an added and a removed
+// check each send their "reload" events and the removed one's series goes;
+// an invalid file, or one that moves listen, is refused with every
+// problem, the running config kept and the reload metric 0; a valid file
+// afterwards sets it back to 1.
+func TestReloadKeepsUnchangedChecks(t *testing.T) {
+	hook := &hookEvents{}
+	srv := httptest.NewServer(hook)
+	t.Cleanup(srv.Close)
+	admin := "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
+	head := fmt.Sprintf("listen: 127.0.0.1:0\nreloadEndpoint: true\nadminListen: %q\nnotify: [{url: %q}]\nchecks:\n", admin, srv.URL)
+	v1 := head + `  - {name: keep, exec: {command: ["true"]}, periodSeconds: 1}
+  - {name: change, exec: {command: ["true"]}, periodSeconds: 1}
+  - {name: gone, exec: {command: ["true"]}, periodSeconds: 1}
+`
+	v2 := head + `  - {name: added, exec: {command: ["true"]}, periodSeconds: 1}
+  - {name: keep, exec: {command: ["true"]}, periodSeconds: 1}
+  - {name: change, exec: {command: ["true"]}, periodSeconds: 2}
+`
+	cfg := writeConfig(t, v1)
+	p := start(t, "--config", cfg)
+	for _, c := range []string{"keep", "change", "gone"} {
+		hook.waitFor(t, c+" starting>healthy <nil>")
+	}
+	keepSeries := `healthbridge_check_probe_total{check="keep",kind="exec",result="success"}`
+	before, _ := metric(t, p, keepSeries)
+
+	if err := os.WriteFile(cfg, []byte(v2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	hook.waitFor(t, "added starting>healthy <nil>")
+	hook.waitFor(t, "change starting>healthy <nil>")
+	got := strings.Join(hook.lines(), "\n") + "\n"
+	for _, want := range []string{"gone healthy>absent reload", "change healthy>absent reload", "change absent>starting reload", "added absent>starting reload"} {
+		if !strings.Contains(got, want+"\n") {
+			t.Errorf("no webhook event %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "keep "); n != 1 {
+		t.Errorf("the unchanged check sent %d events, want its first one only:\n%s", n, got)
+	}
+	if after, _ := metric(t, p, keepSeries); after < before {
+		t.Errorf("the unchanged check's counter went from %v to %v: its state was not kept", before, after)
+	}
+	if _, ok := metric(t, p, `healthbridge_check_up{check="gone"`); ok {
+		t.Error("the removed check's series is still exported")
+	}
+	if v, _ := metric(t, p, "healthbridge_config_last_reload_successful "); v != 1 {
+		t.Errorf("healthbridge_config_last_reload_successful %v after a good reload", v)
+	}
+	for _, want := range []string{`msg="check added by reload" check=added`, `msg="check changed by reload: it starts over" check=change`,
+		`msg="check removed by reload" check=gone`, `msg="config reloaded" trigger=signal`} {
+		if !strings.Contains(p.Logs(), want) {
+			t.Errorf("no log line %s", want)
+		}
+	}
+
+	// Refused: a bad port and a moved listener. The running config stays.
+	for _, bad := range []struct{ body, want string }{
+		{head + "  - {name: keep, tcpSocket: {port: 0}}\n", "checks[0].tcpSocket.port: must be 1-65535"},
+		{strings.Replace(v2, "listen: 127.0.0.1:0", "listen: 127.0.0.1:1", 1), "listen: cannot change without a restart"},
+	} {
+		if err := os.WriteFile(cfg, []byte(bad.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, body := postReload(t, admin)
+		if code != 400 || !strings.Contains(body, bad.want) {
+			t.Errorf("reload of a bad file: %d %q, want 400 naming %q", code, body, bad.want)
+		}
+		if v, _ := metric(t, p, "healthbridge_config_last_reload_successful "); v != 0 {
+			t.Errorf("healthbridge_config_last_reload_successful %v after a refused reload", v)
+		}
+		if !strings.Contains(p.Logs(), "config reload refused: the running config is kept") {
+			t.Error("a refused reload was not logged")
+		}
+		if code, body := p.Get(t, "/readyz?verbose"); code != 200 || !strings.Contains(body, "[+]added ok") {
+			t.Errorf("after a refused reload: %d %q", code, body)
+		}
+	}
+	if err := os.WriteFile(cfg, []byte(v2), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := postReload(t, admin); code != 200 || !strings.Contains(body, "3 kept, 0 added") {
+		t.Errorf("reload of the same good file: %d %q", code, body)
+	}
+	if v, _ := metric(t, p, "healthbridge_config_last_reload_successful "); v != 1 {
+		t.Errorf("healthbridge_config_last_reload_successful %v after a good reload", v)
+	}
+	// The public listener knows nothing of /-/reload.
+	if code, _ := p.Get(t, "/-/reload"); code != 404 {
+		t.Errorf("GET /-/reload on the public listener: %d", code)
+	}
+}
+
+var reloadedRE = regexp.MustCompile(`msg="config reloaded" trigger=watch`)
+
+// TestWatchConfigSeesASymlinkSwap: a ConfigMap volume updated as the
+// kubelet updates it (a new timestamped directory, then the "..data"
+// symlink replaced atomically by a rename) is reloaded by watchConfig.
+func TestWatchConfigSeesASymlinkSwap(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		d := filepath.Join(dir, name)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "healthbridge.yaml"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(name, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	body := "listen: 127.0.0.1:0\nwatchConfig: true\nchecks:\n  - {name: a, exec: {command: [\"true\"]}, periodSeconds: 1}\n"
+	write("..2026_12_06_10_00_00.000000001", body)
+	if err := os.Symlink("..data/healthbridge.yaml", filepath.Join(dir, "healthbridge.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, "--config", filepath.Join(dir, "healthbridge.yaml"))
+	p.WaitFor(t, "/readyz/a", func(code int, _ string) bool { return code == 200 })
+	write("..2026_12_06_10_01_00.000000002", body+"  - {name: b, exec: {command: [\"true\"]}, periodSeconds: 1}\n")
+	deadline := time.Now().Add(20 * time.Second)
+	for !reloadedRE.MatchString(p.Logs()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the symlink swap was not reloaded: %s", p.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.WaitFor(t, "/readyz/b", func(code int, _ string) bool { return code == 200 })
+}
