@@ -287,6 +287,10 @@ func (s *Scheduler) dispatch(ctx context.Context, start time.Time) {
 	workers := s.initial
 	s.initial = nil
 	startupLeft, gateOpened := 0, false
+	// zombies are the removed checks whose run is still in flight, by
+	// name: a new check of the same name waits for it, however many
+	// reloads came between.
+	zombies := map[string]*worker{}
 	for _, w := range workers {
 		if w.startup {
 			startupLeft++
@@ -372,6 +376,9 @@ func (s *Scheduler) dispatch(ctx context.Context, start time.Time) {
 			w := d.w
 			w.running = false
 			if w.removed {
+				if name := w.c.Slot.Spec().Name; zombies[name] == w {
+					delete(zombies, name)
+				}
 				// A new check waiting for this one's run may start now.
 				for _, n := range workers {
 					if n.after == w && n.waiting {
@@ -398,7 +405,7 @@ func (s *Scheduler) dispatch(ctx context.Context, start time.Time) {
 			}
 			schedule(w, time.Now().Add(next))
 		case req := <-s.update:
-			workers = s.apply(req.checks, workers, &q, &startupLeft, gateOpened, schedule)
+			workers = s.apply(req.checks, workers, &q, &startupLeft, gateOpened, zombies, schedule)
 			if startupLeft == 0 && !gateOpened {
 				gateOpen()
 			}
@@ -411,7 +418,7 @@ func (s *Scheduler) dispatch(ctx context.Context, start time.Time) {
 // the kept workers as they were, the removed ones out of the queue and
 // marked, and the new ones scheduled.
 func (s *Scheduler) apply(checks []Check, workers []*worker, q *queue, startupLeft *int, gateOpened bool,
-	schedule func(*worker, time.Time)) []*worker {
+	zombies map[string]*worker, schedule func(*worker, time.Time)) []*worker {
 	current := make(map[*state.Slot]*worker, len(workers))
 	for _, w := range workers {
 		current[w.c.Slot] = w
@@ -428,7 +435,6 @@ func (s *Scheduler) apply(checks []Check, workers []*worker, q *queue, startupLe
 		}
 		added, addedAt = append(added, c), append(addedAt, i)
 	}
-	inFlight := map[string]*worker{} // removed, with a run in flight
 	for _, w := range current {
 		w.removed = true
 		if w.queued != nil {
@@ -439,14 +445,14 @@ func (s *Scheduler) apply(checks []Check, workers []*worker, q *queue, startupLe
 			*startupLeft--
 		}
 		if w.running {
-			inFlight[w.c.Slot.Spec().Name] = w
+			zombies[w.c.Slot.Spec().Name] = w
 		}
 	}
 	now := time.Now()
 	for k, w := range newWorkers(added) {
 		w.order = addedAt[k]
 		next[addedAt[k]] = w
-		w.after = inFlight[w.c.Slot.Spec().Name]
+		w.after = zombies[w.c.Slot.Spec().Name]
 		switch {
 		case w.startup:
 			*startupLeft++

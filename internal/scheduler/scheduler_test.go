@@ -570,9 +570,9 @@ func TestUpdateKeepsUnchangedSchedules(t *testing.T) {
 	})
 }
 
-// TestUpdateNeverOverlapsAChangedCheck: a check changed by a reload while
-// its run is in flight: the run is not interrupted, its result is not
-// recorded into the new check, and the new definition's first run waits
+// TestUpdateNeverOverlapsAChangedCheck: a check changed by a reload (twice)
+// while its run is in flight: the run is not interrupted, its result is not
+// recorded into the new check, and the newest definition's first run waits
 // until it ended.
 func TestUpdateNeverOverlapsAChangedCheck(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -586,8 +586,14 @@ func TestUpdateNeverOverlapsAChangedCheck(t *testing.T) {
 		newP := &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}}
 		slots := store.Replace([]state.Spec{{Name: "c", Policy: state.Policy{FailureThreshold: 1, SuccessThreshold: 1},
 			Timing: state.Timing{Period: 10 * time.Second, Timeout: time.Second}}}, []*state.Slot{nil}, time.Now())
+		s.Update([]Check{{Slot: slots[0], Prober: &scripted{outcomes: []probe.Outcome{probe.OutcomeSuccess}}, Inflight: checks[0].Inflight}})
+		time.Sleep(time.Second)
+		// A second reload before the old run ended: the newest definition
+		// still waits for it, not for the one in between (which never ran).
+		slots = store.Replace([]state.Spec{{Name: "c", Policy: state.Policy{FailureThreshold: 1, SuccessThreshold: 1},
+			Timing: state.Timing{Period: 10 * time.Second, Timeout: 2 * time.Second}}}, []*state.Slot{nil}, time.Now())
 		s.Update([]Check{{Slot: slots[0], Prober: newP, Inflight: checks[0].Inflight}})
-		time.Sleep(4 * time.Second)
+		time.Sleep(3 * time.Second)
 		s.Stop()
 		if got := oldP.startOffsets(start); len(got) != 1 {
 			t.Fatalf("old definition ran at %v, want once", got)
