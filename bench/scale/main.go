@@ -278,7 +278,8 @@ func hbRound(bin, kind string, n int, period, window time.Duration, addrs []stri
 	defer func() { _ = cmd.Process.Kill(); <-exited }()
 	pid := cmd.Process.Pid
 	base := "http://" + addr
-	client := &http.Client{Timeout: 5 * time.Second}
+	// Plain text unless a request asks for gzip itself (scrapeSize).
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableCompression: true}}
 
 	// Every check healthy: /readyz 200.
 	healthyAfter := time.Duration(-1)
@@ -337,6 +338,11 @@ func hbRound(bin, kind string, n int, period, window time.Duration, addrs []stri
 		status["VmRSS"], status["RssAnon"], after["VmRSS"], status["Threads"], goroutines)
 	fmt.Printf("  /readyz latency while probing (%d requests, 10 ms apart): p50 %v p99 %v max %v\n", len(lat), pct(lat, 50), pct(lat, 99), slices.Max(lat).Round(10*time.Microsecond))
 	fmt.Printf("  /metrics scrape: %v, %d bytes\n", scrape.Round(time.Millisecond), metricsBytes)
+	if took, n, err := scrapeSize(client, base+"/metrics"); err == nil {
+		fmt.Printf("  /metrics scrape with Accept-Encoding: gzip (as Prometheus asks): %v, %d bytes (%.1f%%)\n", took.Round(time.Millisecond), n, 100*float64(n)/float64(metricsBytes))
+	} else {
+		fmt.Println("  /metrics scrape with gzip:", err)
+	}
 	if j, err := jitter(client, base, period, start, windowStart, windowEnd); err == nil {
 		fmt.Printf("  schedule jitter (start − planned start, %d runs): p50 %v p99 %v max %v\n", len(j), pct(j, 50), pct(j, 99), slices.Max(j).Round(10*time.Microsecond))
 	} else {
@@ -424,6 +430,27 @@ func jitter(client *http.Client, base string, period time.Duration, started, fro
 		return nil, errors.New("no runs in the window")
 	}
 	return out, nil
+}
+
+// scrapeSize fetches url asking for gzip and returns how long it took and
+// how many bytes came over the wire.
+func scrapeSize(client *http.Client, url string) (time.Duration, int, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Header.Set("Accept-Encoding", "gzip")
+	t := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.Header.Get("Content-Encoding") != "gzip" {
+		err = errors.New("the answer was not gzip")
+	}
+	return time.Since(t), len(b), err
 }
 
 func get(client *http.Client, url string) (int, string, error) {

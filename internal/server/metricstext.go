@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"io"
 	"math"
 	"net/http"
@@ -65,17 +66,47 @@ type metricsHandler struct {
 	others MetricsWriter // must not write the check families
 }
 
-func (m *metricsHandler) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+func (m *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var rest bytes.Buffer
 	if err := m.others.WriteMetrics(&rest); err != nil {
 		http.Error(w, "gathering metrics: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", textFormat)
-	bw := bufio.NewWriterSize(w, 32<<10)
+	w.Header().Add("Vary", "Accept-Encoding")
+	var out io.Writer = w
+	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		// What Prometheus asks for. BestSpeed: at 10,000 checks the text is
+		// about 21 MB, and the default level costs several times the CPU
+		// for a few per cent less.
+		w.Header().Set("Content-Encoding", "gzip")
+		gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+		defer gz.Close()
+		out = gz
+	}
+	bw := bufio.NewWriterSize(out, 32<<10)
 	writeCheckMetrics(bw, m.store.Snapshot())
 	_, _ = bw.Write(rest.Bytes())
 	_ = bw.Flush()
+}
+
+// acceptsGzip reports whether an Accept-Encoding header value accepts gzip:
+// a "gzip" (or "*") element whose q is not 0 (RFC 9110, 12.5.3).
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		coding, params, _ := strings.Cut(part, ";")
+		coding = strings.ToLower(strings.TrimSpace(coding))
+		if coding != "gzip" && coding != "*" {
+			continue
+		}
+		if name, v, ok := strings.Cut(strings.TrimSpace(params), "="); ok && strings.EqualFold(strings.TrimSpace(name), "q") {
+			if q, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && q == 0 {
+				continue
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // metricsWriter appends exposition lines to a buffered writer.
