@@ -306,12 +306,15 @@ func runSidecar(cfg *config.Config, opts app.Options, g globalFlags, stderr io.W
 		reload = make(chan struct{}, 1)
 		opts.Reload = reload
 	}
+	// Signals are caught before anything listens: a SIGHUP (or SIGTERM)
+	// that arrives once the port accepts must never meet the default
+	// action, which ends the process.
+	ctx, hurry := signalContext(opts.Logger, reload)
 	sc, err := app.Build(cfg, opts)
 	if err != nil {
 		printErrors(stderr, "start-up", err)
 		return exitUsage
 	}
-	ctx, hurry := signalContext(opts.Logger, reload)
 	go idlegc.Run(ctx, opts.Logger)
 	if err := sc.Run(ctx, hurry); err != nil {
 		fmt.Fprintln(stderr, "healthbridge:", err)
