@@ -9,6 +9,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/healthbridge/healthbridge/internal/config"
+	"github.com/healthbridge/healthbridge/internal/probe/kinds"
 )
 
 var (
@@ -65,5 +68,41 @@ func TestLinksResolve(t *testing.T) {
 				t.Errorf("%s: link %s: no such section in %s", f, m[1], path)
 			}
 		}
+	}
+}
+
+var (
+	yamlBlock = regexp.MustCompile("(?s)```yaml\n(.*?)```")
+	topChecks = regexp.MustCompile(`(?m)^checks:`)
+)
+
+// TestConfigExamplesValidate: every YAML example of the manual that is a
+// whole config (a top-level checks: key) loads as healthbridge loads a
+// file; one that names a kind this build leaves out is skipped in the lean
+// build.
+func TestConfigExamplesValidate(t *testing.T) {
+	files, _ := filepath.Glob("*.md")
+	files = append(files, "../README.md")
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range yamlBlock.FindAllStringSubmatch(string(b), -1) {
+			if !topChecks.MatchString(m[1]) {
+				continue
+			}
+			if kinds.Lean && (strings.Contains(m[1], "grpc") || strings.Contains(m[1], "kubernetesPod")) {
+				continue
+			}
+			n++
+			if _, err := config.Parse([]byte(m[1]), kinds.Rules); err != nil {
+				t.Errorf("%s, YAML block %d: %v\n%s", f, i, err, m[1])
+			}
+		}
+	}
+	if n < 5 {
+		t.Fatalf("only %d config examples found", n)
 	}
 }
