@@ -210,11 +210,7 @@ func NewStore(specs []Spec, now time.Time) *Store {
 	s.layout(len(specs))
 	for i := range specs {
 		sp := specs[i]
-		s.specs[i] = &sp
-		s.slots[i] = &Slot{store: s, spec: &sp, i: i}
-		s.index[sp.Name] = i
-		s.chunks[i/chunkSize][i%chunkSize] = &Check{Spec: sp, State: Initial(now)}
-		s.count(i, StatusStarting, +1)
+		s.place(i, &Slot{store: s, spec: &sp, i: i}, Initial(now))
 	}
 	first := make(chan struct{})
 	s.changed.Store(&first)
@@ -235,6 +231,16 @@ func (s *Store) layout(n int) {
 	s.shared = make([]bool, len(s.chunks))
 	s.rings = make([]ring, n)
 	s.failing = [scopeCount]int{}
+}
+
+// place puts the check of slot sl at index i of a fresh layout, in state
+// st, and counts it in the verdicts; s.mu must be held (or the store not
+// yet shared).
+func (s *Store) place(i int, sl *Slot, st CheckState) {
+	s.specs[i], s.slots[i] = sl.spec, sl
+	s.index[sl.spec.Name] = i
+	s.chunks[i/chunkSize][i%chunkSize] = &Check{Spec: *sl.spec, State: st}
+	s.count(i, st.Status, +1)
 }
 
 // Slot is one check's place in a Store: its spec, and where its results
@@ -321,18 +327,12 @@ func (s *Store) Replace(specs []Spec, keep []*Slot, now time.Time) []*Slot {
 		sl := keep[j]
 		if o, ok := kept[sl]; ok && sl != nil {
 			sl.i = j
-			s.specs[j], s.slots[j], s.rings[j] = sl.spec, sl, o.ring
-			s.index[sl.spec.Name] = j
-			s.chunks[j/chunkSize][j%chunkSize] = &Check{Spec: *sl.spec, State: o.st}
-			s.count(j, o.st.Status, +1)
+			s.place(j, sl, o.st)
+			s.rings[j] = o.ring
 			continue
 		}
 		sp := specs[j]
-		s.specs[j] = &sp
-		s.slots[j] = &Slot{store: s, spec: &sp, i: j}
-		s.index[sp.Name] = j
-		s.chunks[j/chunkSize][j%chunkSize] = &Check{Spec: sp, State: Initial(now)}
-		s.count(j, StatusStarting, +1)
+		s.place(j, &Slot{store: s, spec: &sp, i: j}, Initial(now))
 		s.event(j, StatusAbsent, StatusStarting, now, probe.Result{}, ReasonReload)
 	}
 	s.publish()
