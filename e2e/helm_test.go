@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,12 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
 
 	"github.com/healthbridge/healthbridge/internal/kubetest"
@@ -99,16 +93,7 @@ config:
 	}
 	env, c := kube(t)
 	ns := kubetest.Namespace(t, c)
-	rc := env.RESTConfig(kubetest.Admin)
-	dc, err := discovery.NewDiscoveryClientForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	dyn, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dryRun := dryRunner(t, env)
 	for _, tc := range []struct {
 		name           string
 		args           []string
@@ -128,11 +113,7 @@ config:
 			for _, o := range rendered(t, out) {
 				gvk := o.GroupVersionKind()
 				kinds[gvk.Kind]++
-				m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-				if err != nil {
-					t.Fatalf("%s: %v", gvk, err)
-				}
-				if _, err := dyn.Resource(m.Resource).Namespace(ns).Create(context.Background(), o, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+				if _, err := dryRun(ns, o); err != nil {
 					t.Fatalf("server-side dry run of %s %s: %v", gvk.Kind, o.GetName(), err)
 				}
 				switch gvk.Kind {

@@ -29,16 +29,7 @@ import (
 func TestManifestsServerSideDryRun(t *testing.T) {
 	testutil.NeedFull(t, "the kubernetesPod kind")
 	env, c := kube(t)
-	rc := env.RESTConfig(kubetest.Admin)
-	dc, err := discovery.NewDiscoveryClientForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	dyn, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dryRun := dryRunner(t, env)
 	resmap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "../deploy/kubernetes")
 	if err != nil {
 		t.Fatalf("kustomize build deploy/kubernetes: %v", err)
@@ -53,25 +44,20 @@ func TestManifestsServerSideDryRun(t *testing.T) {
 		}
 		obj := unstructured.Unstructured{Object: m}
 		gvk := obj.GroupVersionKind()
-		mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		if err != nil {
-			t.Fatalf("%s: %v", gvk, err)
-		}
-		ri := dyn.Resource(mapping.Resource)
-		var created *unstructured.Unstructured
+		target := ns
 		if gvk.Kind == "Namespace" {
 			if obj.GetName() != ns {
 				t.Errorf("namespace %q, want %q", obj.GetName(), ns)
 			}
-			created, err = ri.Create(context.Background(), &obj, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			target = ""
 		} else {
 			if obj.GetNamespace() != ns {
 				t.Errorf("%s %s: namespace %q, want %q", gvk.Kind, obj.GetName(), obj.GetNamespace(), ns)
 			}
 			// The dry run needs the namespace to exist: create it for real.
 			kubetest.EnsureNamespace(t, c, ns)
-			created, err = ri.Namespace(ns).Create(context.Background(), &obj, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		}
+		created, err := dryRun(target, &obj)
 		if err != nil {
 			t.Fatalf("server-side dry run of %s %s: %v", gvk.Kind, obj.GetName(), err)
 		}
@@ -157,5 +143,35 @@ func checkObject(t *testing.T, file string, obj *unstructured.Unstructured) {
 		if !sawHB {
 			t.Errorf("%s: no healthbridge container", where)
 		}
+	}
+}
+
+// dryRunner returns a function that creates an object on env's API server
+// as a server-side dry run (validation, defaulting and admission, nothing
+// stored), in namespace ns ("" for a cluster-scoped object), and returns
+// what the server would have stored.
+func dryRunner(t *testing.T, env *kubetest.Env) func(ns string, o *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	t.Helper()
+	rc := env.RESTConfig(kubetest.Admin)
+	dc, err := discovery.NewDiscoveryClientForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(ns string, o *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+		gvk := o.GroupVersionKind()
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			return nil, err
+		}
+		opts := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+		if ns == "" {
+			return dyn.Resource(m.Resource).Create(context.Background(), o, opts)
+		}
+		return dyn.Resource(m.Resource).Namespace(ns).Create(context.Background(), o, opts)
 	}
 }
