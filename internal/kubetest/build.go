@@ -5,10 +5,14 @@
 // the API server needs about 300 MB of memory), then started on free ports
 // with generated certificates, static bearer tokens and an audit log.
 //
-// There is no kubelet and no controller manager: tests write pod status
-// through the status subresource, create the "default" ServiceAccount
-// themselves, and use a fresh namespace per test (a deleted namespace stays
-// Terminating without the namespace controller).
+// An Env alone has no kubelet and no controller manager: tests write pod
+// status through the status subresource, create the "default"
+// ServiceAccount themselves, and use a fresh namespace per test (a deleted
+// namespace stays Terminating without the namespace controller).
+//
+// StartNode adds a real node: kubelet and kube-controller-manager, built
+// the same way, beside a containerd instance of its own with the CRI
+// plugin and pods on a bridge with no uplink (see Node).
 package kubetest
 
 import (
@@ -50,34 +54,75 @@ func CacheDir() string {
 // first if the cache lacks them. Concurrent callers (several test
 // processes) serialise on a lock file. log receives progress lines.
 func Binaries(log func(string)) (kubeAPIServer, etcd string, err error) {
-	root := filepath.Join(CacheDir(), Version)
-	bin := filepath.Join(root, "bin")
-	kubeAPIServer, etcd = filepath.Join(bin, "kube-apiserver"), filepath.Join(bin, "etcd")
-	if exists(kubeAPIServer) && exists(etcd) {
-		return kubeAPIServer, etcd, nil
-	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return "", "", err
-	}
-	lock, err := os.OpenFile(filepath.Join(root, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	paths, err := binaries(log, "kube-apiserver", "etcd")
 	if err != nil {
 		return "", "", err
 	}
+	return paths[0], paths[1], nil
+}
+
+// NodeBinaries returns the paths of kubelet, kube-controller-manager and
+// kube-scheduler (Version), building them first if the cache lacks them:
+// minutes on 2 cores even with the Go caches the API server's build left;
+// about 230 MB of binaries. Concurrent callers serialise on the cache's
+// lock file.
+func NodeBinaries(log func(string)) (kubelet, controllerManager, scheduler string, err error) {
+	paths, err := binaries(log, "kubelet", "kube-controller-manager", "kube-scheduler")
+	if err != nil {
+		return "", "", "", err
+	}
+	return paths[0], paths[1], paths[2], nil
+}
+
+// tools maps each binary the cache can hold to its package.
+var tools = map[string]string{
+	"kube-apiserver":          "k8s.io/kubernetes/cmd/kube-apiserver",
+	"kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+	"kube-scheduler":          "k8s.io/kubernetes/cmd/kube-scheduler",
+	"kubelet":                 "k8s.io/kubernetes/cmd/kubelet",
+	"etcd":                    "go.etcd.io/etcd/server/v3",
+}
+
+func binaries(log func(string), names ...string) ([]string, error) {
+	root := filepath.Join(CacheDir(), Version)
+	bin := filepath.Join(root, "bin")
+	paths := make([]string, len(names))
+	missing := func() []string {
+		var m []string
+		for i, n := range names {
+			paths[i] = filepath.Join(bin, n)
+			if !exists(paths[i]) {
+				m = append(m, n)
+			}
+		}
+		return m
+	}
+	if len(missing()) == 0 {
+		return paths, nil
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(root, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
 	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", "", err
+		return nil, err
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
-	if exists(kubeAPIServer) && exists(etcd) {
-		return kubeAPIServer, etcd, nil // built by another process meanwhile
+	todo := missing()                                    // another process may have built some meanwhile
+	if len(todo) == 0 {
+		return paths, nil
 	}
 	start := time.Now()
-	log(fmt.Sprintf("building kube-apiserver %s and etcd into %s (5-10 minutes the first time)", Version, bin))
-	if err := build(root, bin); err != nil {
-		return "", "", err
+	log(fmt.Sprintf("building %s %s into %s (minutes the first time)", strings.Join(todo, ", "), Version, bin))
+	if err := build(root, bin, todo); err != nil {
+		return nil, err
 	}
-	log(fmt.Sprintf("built kube-apiserver and etcd in %v", time.Since(start).Round(time.Second)))
-	return kubeAPIServer, etcd, nil
+	log(fmt.Sprintf("built %s in %v", strings.Join(todo, ", "), time.Since(start).Round(time.Second)))
+	return paths, nil
 }
 
 func exists(p string) bool {
@@ -90,9 +135,9 @@ var stagingReplace = regexp.MustCompile(`^\s*(k8s\.io/\S+)\s+=>\s+\./staging/src
 // build creates a module that requires k8s.io/kubernetes at Version and
 // maps each of its ./staging replaces to the published staging version
 // (the module zip has no staging directory, so `go install …@version`
-// cannot build it), then builds kube-apiserver and the etcd that
-// k8s.io/apiserver pins.
-func build(root, bin string) error {
+// cannot build it), then builds each of names (keys of tools); etcd is the
+// one k8s.io/apiserver pins.
+func build(root, bin string, names []string) error {
 	src := filepath.Join(root, "build")
 	if err := os.MkdirAll(src, 0o755); err != nil {
 		return err
@@ -141,8 +186,12 @@ func build(root, bin string) error {
 	if goLine == "" || len(replaces) == 0 {
 		return fmt.Errorf("unexpected go.mod of k8s.io/kubernetes@%s", Version)
 	}
-	mod := fmt.Sprintf("module healthbridge-kube-build\n\n%s\n\ntool (\n\tgo.etcd.io/etcd/server/v3\n\tk8s.io/kubernetes/cmd/kube-apiserver\n)\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n%s\n)\n",
-		goLine, Version, strings.Join(replaces, "\n"))
+	var toolLines []string
+	for _, n := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet"} {
+		toolLines = append(toolLines, "\t"+tools[n])
+	}
+	mod := fmt.Sprintf("module healthbridge-kube-build\n\n%s\n\ntool (\n%s\n)\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n%s\n)\n",
+		goLine, strings.Join(toolLines, "\n"), Version, strings.Join(replaces, "\n"))
 	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte(mod), 0o644); err != nil {
 		return err
 	}
@@ -157,17 +206,20 @@ func build(root, bin string) error {
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
 	}
-	tmpK, tmpE := filepath.Join(bin, ".kube-apiserver.tmp"), filepath.Join(bin, ".etcd.tmp")
-	if _, err := run("build", "-ldflags", "-s -w "+strings.Join(ld, " "), "-o", tmpK, "k8s.io/kubernetes/cmd/kube-apiserver"); err != nil {
-		return err
+	for _, n := range names {
+		flags := "-s -w"
+		if n != "etcd" {
+			flags += " " + strings.Join(ld, " ")
+		}
+		tmp := filepath.Join(bin, "."+n+".tmp")
+		if _, err := run("build", "-ldflags", flags, "-o", tmp, tools[n]); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, filepath.Join(bin, n)); err != nil {
+			return err
+		}
 	}
-	if _, err := run("build", "-ldflags", "-s -w", "-o", tmpE, "go.etcd.io/etcd/server/v3"); err != nil {
-		return err
-	}
-	if err := os.Rename(tmpK, filepath.Join(bin, "kube-apiserver")); err != nil {
-		return err
-	}
-	return os.Rename(tmpE, filepath.Join(bin, "etcd"))
+	return nil
 }
 
 func tail(s string, n int) string {

@@ -53,6 +53,7 @@ type Env struct {
 	Dir string
 
 	kasBin, etcdBin string
+	opt             Options
 	tokens          map[string]string
 	kasPort         int
 	etcdURL         string
@@ -63,14 +64,33 @@ type Env struct {
 	kas  *exec.Cmd
 }
 
+// Options changes how Start sets up the API server.
+type Options struct {
+	// ServiceCIDR is --service-cluster-ip-range; its first address is the
+	// ClusterIP of the "kubernetes" Service that pods are told of
+	// (KUBERNETES_SERVICE_HOST). Default 10.0.0.0/24.
+	ServiceCIDR string
+	// ServingIPs are more IP addresses the serving certificate is valid
+	// for, beside 127.0.0.1 (a node's address that forwards to it).
+	ServingIPs []net.IP
+}
+
 // Start builds (if needed) and starts etcd and kube-apiserver in dir.
 // Stop them with Stop. log receives progress lines.
 func Start(dir string, log func(string)) (*Env, error) {
+	return StartWith(dir, Options{}, log)
+}
+
+// StartWith is Start with options.
+func StartWith(dir string, opt Options, log func(string)) (*Env, error) {
 	kas, etcd, err := Binaries(log)
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{Dir: dir, kasBin: kas, etcdBin: etcd, tokens: map[string]string{}}
+	if opt.ServiceCIDR == "" {
+		opt.ServiceCIDR = "10.0.0.0/24"
+	}
+	e := &Env{Dir: dir, kasBin: kas, etcdBin: etcd, tokens: map[string]string{}, opt: opt}
 	if err := e.pki(); err != nil {
 		return nil, err
 	}
@@ -113,7 +133,7 @@ func (e *Env) StartAPIServer() error {
 		"--token-auth-file", filepath.Join(pki, "tokens.csv"),
 		"--service-account-issuer", "https://kubernetes.default.svc",
 		"--service-account-key-file", filepath.Join(pki, "sa.pub"), "--service-account-signing-key-file", filepath.Join(pki, "sa.key"),
-		"--service-cluster-ip-range", "10.0.0.0/24",
+		"--service-cluster-ip-range", e.opt.ServiceCIDR,
 		"--authorization-mode", "RBAC",
 		"--endpoint-reconciler-type", "none",
 		"--audit-policy-file", filepath.Join(pki, "audit-policy.yaml"), "--audit-log-path", e.AuditLog,
@@ -210,6 +230,9 @@ func (e *Env) httpClient() (*http.Client, error) {
 	pool.AppendCertsFromPEM(pem)
 	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}, nil
 }
+
+// Port is the API server's port on 127.0.0.1.
+func (e *Env) Port() int { return e.kasPort }
 
 // Token returns the bearer token of a user (Admin, Reader, Denied).
 func (e *Env) Token(user string) string { return e.tokens[user] }
@@ -321,7 +344,7 @@ func (e *Env) pki() error {
 	}
 	srvTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
+		IPAddresses: append([]net.IP{net.ParseIP("127.0.0.1")}, e.opt.ServingIPs...), DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, caCert, &srvKey.PublicKey, caKey)
 	if err != nil {
