@@ -566,6 +566,8 @@ authorization:
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%%", imagefs.available: "1%%", nodefs.inodesFree: "1%%"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
+# a pod's mounted ConfigMap follows an edit within about 10 s (default 1m)
+syncFrequency: 10s
 `, n.Socket, n.rec.CgroupRoot, ports[0], ports[1], n.PodLogDir, filepath.Join(d, "kubelet/volume-plugins"))
 	for name, body := range map[string]string{
 		"containerd/config.toml":        containerd,
