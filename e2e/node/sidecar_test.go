@@ -79,8 +79,8 @@ spec:
 	}
 	down := waitEndpoint(t, c, ns, "web", ip, time.Minute, "ready=false once the app stops listening", func(e endpoint) bool { return e.Found && !e.Ready })
 	code, body := get("http://" + ip + ":8642/readyz")
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, "app-port") {
-		t.Errorf("/readyz with the app's port closed: %d %q, want 503 naming app-port", code, body)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "[-]app-port") || !strings.Contains(body, "[-]app-http") {
+		t.Errorf("/readyz with the app's port closed: %d %q, want 503 with both checks failing", code, body)
 	}
 	p, _ = waitPod(t, c, ns, "web", 30*time.Second, "healthbridge unready, the app container untouched", func(p *corev1.Pod) bool {
 		hb, app := containerStatus(p, "healthbridge"), containerStatus(p, "app")
