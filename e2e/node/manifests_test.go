@@ -122,10 +122,7 @@ func TestManifestsReachReady(t *testing.T) {
 		}
 		// The pod is Ready when the kubelet says so; healthbridge learns
 		// it from its watch at its next check (periodSeconds 2).
-		waitFor(t, 30*time.Second, p.Name+": healthbridge's /readyz 200", func() (bool, string) {
-			code, body := get("http://" + p.Status.PodIP + ":" + port + "/readyz")
-			return code == 200, fmt.Sprintf("%d %s", code, strings.TrimSpace(body))
-		})
+		waitGet(t, 30*time.Second, p.Name+": healthbridge ready", "http://"+p.Status.PodIP+":"+port+"/readyz", 200)
 	}
 	report("deploy/kubernetes (kubectl apply -k as it is): %d pods Ready in %v", len(pods.Items), took.Round(100*time.Millisecond))
 }
@@ -270,10 +267,7 @@ func TestSeed001ReadinessFollowsTheKubelet(t *testing.T) {
 		if want {
 			wantCode = 200
 		}
-		return waitFor(t, 30*time.Second, "/readyz "+strconv.Itoa(wantCode)+" ("+what+")", func() (bool, string) {
-			code, body := get(readyz)
-			return code == wantCode, fmt.Sprintf("%d %s", code, strings.TrimSpace(body))
-		})
+		return waitGet(t, 30*time.Second, what, readyz, wantCode)
 	}
 	pid := appPid(t, string(pod.UID), "/udp-echo")
 	if pid == 0 {

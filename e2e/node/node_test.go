@@ -397,6 +397,15 @@ func get(url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// waitGet waits until GET url answers want and returns how long that took.
+func waitGet(t *testing.T, limit time.Duration, what, url string, want int) time.Duration {
+	t.Helper()
+	return waitFor(t, limit, what+" (GET "+url+" "+fmt.Sprint(want)+")", func() (bool, string) {
+		code, body := get(url)
+		return code == want, fmt.Sprintf("%d %s", code, strings.TrimSpace(body))
+	})
+}
+
 // control sends a control request to a nodeapp and fails the test unless
 // it answers 200.
 func control(t *testing.T, ip, path string) {

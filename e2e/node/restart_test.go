@@ -86,10 +86,7 @@ spec:
         failureThreshold: 2
 `, kubetest.NodeName, imageExechealthz, imageApp))
 	ip := running(t, c, ns, "simple").Status.PodIP
-	waitFor(t, time.Minute, "exechealthz /healthz 200", func() (bool, string) {
-		code, body := get("http://" + ip + ":8080/healthz")
-		return code == 200, fmt.Sprintf("%d %s", code, body)
-	})
+	waitGet(t, time.Minute, "exechealthz healthy", "http://"+ip+":8080/healthz", 200)
 	control(t, ip, "/touch?f=/shared/broken")
 	p, took := waitPod(t, c, ns, "simple", 2*time.Minute, "the kubelet restarted the checked container", func(p *corev1.Pod) bool {
 		s := containerStatus(p, "checked")
@@ -100,14 +97,8 @@ spec:
 	}
 	// The file is still there: the restarted container keeps failing.
 	// Recover through the (new) checked container's control port.
-	waitFor(t, time.Minute, "the checked container's control port", func() (bool, string) {
-		code, body := get("http://" + ip + ":9999/rm?f=/shared/broken")
-		return code == 200, fmt.Sprintf("%d %s", code, body)
-	})
-	waitFor(t, time.Minute, "exechealthz /healthz 200 again", func() (bool, string) {
-		code, body := get("http://" + ip + ":8080/healthz")
-		return code == 200, fmt.Sprintf("%d %s", code, body)
-	})
+	waitGet(t, time.Minute, "the checked container's control port", "http://"+ip+":9999/rm?f=/shared/broken", 200)
+	waitGet(t, time.Minute, "exechealthz healthy again", "http://"+ip+":8080/healthz", 200)
 	p, _ = waitPod(t, c, ns, "simple", time.Minute, "the checked container running", func(p *corev1.Pod) bool {
 		s := containerStatus(p, "checked")
 		return s != nil && s.State.Running != nil
@@ -169,10 +160,7 @@ spec:
 	}
 	t.Run("restart", func(t *testing.T) {
 		ip := running(t, c, ns, "restart").Status.PodIP
-		waitFor(t, time.Minute, "/livez 200", func() (bool, string) {
-			code, body := get("http://" + ip + ":8642/livez")
-			return code == 200, fmt.Sprintf("%d %s", code, body)
-		})
+		waitGet(t, time.Minute, "healthbridge live", "http://"+ip+":8642/livez", 200)
 		control(t, ip, "/fail")
 		took := waitFor(t, time.Minute, "healthbridge restarted the app (healthbridge_child_restarts_total{reason=\"liveness\"} 1)", func() (bool, string) {
 			code, body := get("http://" + ip + ":8642/metrics")
@@ -180,10 +168,7 @@ spec:
 			return code == 200 && m != nil && m[1] == "1", fmt.Sprintf("%d %v", code, m)
 		})
 		// The new app process starts healthy (/fail is its memory only).
-		waitFor(t, time.Minute, "the restarted app healthy", func() (bool, string) {
-			code, body := get("http://" + ip + ":8080/healthz")
-			return code == 200, fmt.Sprintf("%d %s", code, body)
-		})
+		waitGet(t, time.Minute, "the restarted app healthy", "http://"+ip+":8080/healthz", 200)
 		p, err := getPod(c, ns, "restart")
 		must(t, err)
 		if s := containerStatus(p, "app"); s == nil || s.RestartCount != 0 || s.State.Running == nil {
@@ -193,10 +178,7 @@ spec:
 	})
 	t.Run("exit", func(t *testing.T) {
 		ip := running(t, c, ns, "exit").Status.PodIP
-		waitFor(t, time.Minute, "/livez 200", func() (bool, string) {
-			code, body := get("http://" + ip + ":8642/livez")
-			return code == 200, fmt.Sprintf("%d %s", code, body)
-		})
+		waitGet(t, time.Minute, "healthbridge live", "http://"+ip+":8642/livez", 200)
 		control(t, ip, "/fail")
 		p, took := waitPod(t, c, ns, "exit", time.Minute, "the kubelet restarted the container after healthbridge exited 75", func(p *corev1.Pod) bool {
 			s := containerStatus(p, "app")

@@ -21,11 +21,10 @@ import (
 // recorder keeps every version of the objects a watch delivers, with the
 // time each arrived.
 type recorder[T any] struct {
-	mu    sync.Mutex
-	seen  []T
-	at    []time.Time
-	gone  bool
-	close func()
+	mu   sync.Mutex
+	seen []T
+	at   []time.Time
+	gone bool
 }
 
 func (r *recorder[T]) add(o T) {
@@ -46,7 +45,7 @@ func watchPod(t *testing.T, c kubernetes.Interface, ns, name string) *recorder[*
 	t.Helper()
 	w, err := c.CoreV1().Pods(ns).Watch(context.Background(), metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
 	must(t, err)
-	r := &recorder[*corev1.Pod]{close: w.Stop}
+	r := &recorder[*corev1.Pod]{}
 	t.Cleanup(w.Stop)
 	go func() {
 		for ev := range w.ResultChan() {
@@ -71,7 +70,7 @@ func watchEndpoint(t *testing.T, c kubernetes.Interface, ns, svc, ip string) *re
 	t.Helper()
 	w, err := c.DiscoveryV1().EndpointSlices(ns).Watch(context.Background(), metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + svc})
 	must(t, err)
-	r := &recorder[endpoint]{close: w.Stop}
+	r := &recorder[endpoint]{}
 	t.Cleanup(w.Stop)
 	go func() {
 		for range w.ResultChan() {
@@ -93,6 +92,21 @@ func terminated(r *recorder[*corev1.Pod], container string) *corev1.ContainerSta
 		}
 	}
 	return nil
+}
+
+// goneTerminated waits for the pod to be deleted and returns the last
+// terminated state the recorder saw for container.
+func goneTerminated(t *testing.T, pods *recorder[*corev1.Pod], container string) *corev1.ContainerStateTerminated {
+	t.Helper()
+	waitFor(t, 2*time.Minute, "the pod gone", func() (bool, string) {
+		_, _, gone := pods.snapshot()
+		return gone, "not deleted yet"
+	})
+	st := terminated(pods, container)
+	if st == nil {
+		t.Fatalf("no terminated state of %s seen before the pod went away", container)
+	}
+	return st
 }
 
 // deleteAndWatch deletes the pod with its own grace period, then polls
@@ -171,14 +185,7 @@ spec:
 	if d := failed.Sub(deleted); d < drain*time.Second {
 		t.Errorf("/readyz failed %v after the deletion, before drainDelaySeconds (%ds)", d, drain)
 	}
-	waitFor(t, 2*time.Minute, "the pod gone", func() (bool, string) {
-		_, _, gone := pods.snapshot()
-		return gone, "not deleted yet"
-	})
-	hb := terminated(pods, "healthbridge")
-	if hb == nil {
-		t.Fatal("no terminated state of healthbridge seen before the pod went away")
-	}
+	hb := goneTerminated(t, pods, "healthbridge")
 	took := hb.FinishedAt.Sub(deleted)
 	if hb.ExitCode != 0 {
 		t.Errorf("healthbridge exited %d (%s), want 0", hb.ExitCode, hb.Reason)
@@ -265,14 +272,7 @@ spec:
 	if !failed.Before(appTermed) {
 		t.Errorf("/readyz failed at %v, not before the app's SIGTERM at %v", failed, appTermed)
 	}
-	waitFor(t, 2*time.Minute, "the pod gone", func() (bool, string) {
-		_, _, gone := pods.snapshot()
-		return gone, "not deleted yet"
-	})
-	st := terminated(pods, "app")
-	if st == nil {
-		t.Fatal("no terminated state seen before the pod went away")
-	}
+	st := goneTerminated(t, pods, "app")
 	if st.ExitCode != appCode {
 		t.Errorf("the container exited %d, want the app's %d", st.ExitCode, appCode)
 	}
