@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -23,7 +24,7 @@ import (
 	"github.com/healthbridge/healthbridge/internal/supervise"
 )
 
-const runUsage = `Usage: healthbridge run [--config FILE] [--signal-group] [flags] -- CMD [ARG]...
+const runUsage = `Usage: healthbridge run [--config FILE] [--signal-group] [--reload-signal SIG] [flags] -- CMD [ARG]...
 
 Runs CMD as healthbridge's child, as a container's init (tini, dumb-init):
 same stdin, stdout, stderr, environment and directory; SIGTERM, SIGINT,
@@ -35,7 +36,9 @@ With --config, the checks run and are served as usual, and SIGTERM stops in
 order: readiness fails, the server answers for shutdownDelaySeconds, then
 the child gets SIGTERM and, after terminationGracePeriodSeconds (default
 30), its process group SIGKILL. The config's command: is the child when no
-CMD follows "--".
+CMD follows "--". The config reloads on POST /-/reload (reloadEndpoint) and
+with watchConfig; SIGHUP goes to the child unless --reload-signal SIGHUP
+makes it reload the config instead.
 
 Flags:
 `
@@ -52,6 +55,7 @@ func runChild(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("healthbridge run")
 	g.register(fs)
 	group := fs.Bool("signal-group", false, "forward signals to the child's whole process group (dumb-init's default); the child then leads its own group")
+	reloadSig := fs.String("reload-signal", "", "with --config: this signal (SIGHUP, SIGUSR1 or SIGUSR2) reloads the config instead of going to the child")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			fmt.Fprint(stdout, runUsage)
@@ -75,6 +79,18 @@ func runChild(args []string, stdout, stderr io.Writer) int {
 	if _, err := proc.ShouldReap(true); err != nil {
 		fmt.Fprintln(stderr, "healthbridge run: cannot become a child subreaper:", err)
 		return exitUsage
+	}
+	var reloadOn syscall.Signal
+	if *reloadSig != "" {
+		var ok bool
+		if reloadOn, ok = reloadSignals[strings.ToUpper(strings.TrimPrefix(strings.ToUpper(*reloadSig), "SIG"))]; !ok {
+			fmt.Fprintf(stderr, "healthbridge run: --reload-signal %q: want SIGHUP, SIGUSR1 or SIGUSR2\n", *reloadSig)
+			return exitUsage
+		}
+		if g.config == "" {
+			fmt.Fprintln(stderr, "healthbridge run: --reload-signal needs --config: there is no config to reload")
+			return exitUsage
+		}
 	}
 	if g.config != "" {
 		cfg, err := kinds.Load(g.config)
@@ -100,14 +116,18 @@ func runChild(args []string, stdout, stderr io.Writer) int {
 		// rundir check checks its pid file against it.
 		var childPid atomic.Int64
 		// ConfigFile: /-/reload and watchConfig reload it; SIGHUP goes to the
-		// child (Options.Reload is nil), as tini forwards it.
+		// child, as tini forwards it, unless --reload-signal claims it.
+		var reload chan struct{}
+		if reloadOn != 0 {
+			reload = make(chan struct{}, 1)
+		}
 		sc, err := app.Build(cfg, app.Options{Logger: log, Reap: true, Kubeconfig: g.kubecfg, ConfigFile: g.config,
-			ChildPid: func() int { return int(childPid.Load()) }})
+			ChildPid: func() int { return int(childPid.Load()) }, Reload: reload})
 		if err != nil {
 			printErrors(stderr, "start-up", err)
 			return exitUsage
 		}
-		return superviseWithChecks(sc, cfg, argv, *group, &childPid, log)
+		return superviseWithChecks(sc, cfg, argv, *group, &childPid, reloadOn, reload, log)
 	}
 	if len(argv) == 0 {
 		fmt.Fprint(stderr, "healthbridge run: no command\n"+runUsage)
@@ -145,15 +165,46 @@ func supervisePlain(argv []string, group bool, stderr io.Writer, log *slog.Logge
 	}
 }
 
+// reloadSignals are the signals --reload-signal may claim, by name
+// without "SIG".
+var reloadSignals = map[string]syscall.Signal{"HUP": syscall.SIGHUP, "USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2}
+
 // superviseWithChecks is init with checks, acting on health: the
-// supervise.Supervisor's loop.
-func superviseWithChecks(sc *app.Sidecar, cfg *config.Config, argv []string, group bool, childPid *atomic.Int64, log *slog.Logger) int {
+// supervise.Supervisor's loop. reloadOn (0 for none) is the signal that
+// requests a reload on reload instead of going to the child.
+func superviseWithChecks(sc *app.Sidecar, cfg *config.Config, argv []string, group bool, childPid *atomic.Int64, reloadOn syscall.Signal, reload chan<- struct{}, log *slog.Logger) int {
 	sig := make(chan os.Signal, 16)
 	signal.Notify(sig, supervise.Forwarded...)
 	defer signal.Stop(sig)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go idlegc.Run(ctx, log)
+	if reloadOn != 0 {
+		// The supervisor sees every signal but the reload signal.
+		received := sig
+		sig = make(chan os.Signal, 16)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case s := <-received:
+					if s == reloadOn {
+						select {
+						case reload <- struct{}{}:
+						default: // one pending reload reads the file anyway
+						}
+						continue
+					}
+					select {
+					case sig <- s:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		}()
+	}
 	return supervise.NewSupervisor(sc, supervise.Options{
 		Argv: argv, Env: childEnv(cfg), Group: group,
 		RestartPolicy: cfg.RestartPolicy, OnFailure: cfg.OnLivenessFailure,

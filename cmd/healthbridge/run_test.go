@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -499,4 +500,55 @@ func exitCodeWithin(t *testing.T, p *testutil.Process, limit time.Duration, what
 		t.Fatalf("%s within %v:\n%s", what, limit, p.Logs())
 	}
 	return p.Cmd.ProcessState.ExitCode()
+}
+
+// TestRunReloadSignal: with --reload-signal SIGHUP, SIGHUP reloads the
+// config (a check added to the file appears) and does not reach the
+// child, while other signals still do; without it SIGHUP goes to the
+// child (TestRunSignalTable). A bad signal name or no config is a usage
+// error before anything starts.
+func TestRunReloadSignal(t *testing.T) {
+	dir := t.TempDir()
+	ready, got := filepath.Join(dir, "ready"), filepath.Join(dir, "got")
+	body := "listen: 127.0.0.1:0\nchecks:\n  - {name: a, exec: {command: [\"true\"]}, periodSeconds: 1}\n"
+	cfg := writeConfig(t, body)
+	script := `trap 'echo hup >> ` + got + `' HUP; trap 'echo usr1 >> ` + got + `' USR1; touch ` + ready + `; while :; do sleep 0.05; done`
+	p := testutil.Start(t, bin(t), "run", "--config", cfg, "--reload-signal", "SIGHUP", "--", "sh", "-c", script)
+	waitFile(t, ready)
+	p.WaitFor(t, "/readyz?verbose", func(code int, body string) bool { return code == 200 && strings.Contains(body, "[+]a ok") })
+	if err := os.WriteFile(cfg, []byte(body+"  - {name: b, exec: {command: [\"true\"]}, periodSeconds: 1}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	p.WaitFor(t, "/readyz?verbose", func(code int, body string) bool { return code == 200 && strings.Contains(body, "[+]b ok") })
+	// SIGUSR1 still reaches the child; once it has, a forwarded SIGHUP
+	// (sent before it) would have too.
+	if err := p.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		b, _ := os.ReadFile(got)
+		if strings.Contains(string(b), "usr1") {
+			if strings.Contains(string(b), "hup") {
+				t.Fatalf("the reload signal reached the child: %q", b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("SIGUSR1 never reached the child")
+		}
+	}
+
+	for _, tc := range [][]string{
+		{"run", "--config", cfg, "--reload-signal", "SIGTERM", "--", "true"},
+		{"run", "--reload-signal", "SIGHUP", "--", "true"},
+	} {
+		out, err := exec.Command(bin(t), tc...).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "--reload-signal") {
+			t.Errorf("%v: %v %q, want exit 2 naming --reload-signal", tc, err, out)
+		}
+	}
 }
