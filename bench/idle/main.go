@@ -1,21 +1,25 @@
-// Command idle measures what an idle sidecar costs in every pod: resident
-// memory (VmRSS, and its anonymous and file-backed parts) of healthbridge's
-// full and lean builds with one `exec true` check every second, against a
-// bare net/http server answering "ok" (bench/idle/bare, built static and
-// stripped as healthbridge is) started the same way in the same run — and
-// the same server with a plain os/exec loop running `true` every second,
-// the plainest Go program doing the same work, and that with idlegc's
-// periodic debug.FreeOSMemory — and the stripped static
-// binaries' sizes:
+// Command idle measures what an idle sidecar costs in every pod, the way
+// a cluster bills it: the container's working set (cgroup usage minus
+// inactive file pages, as the kubelet, cAdvisor, `kubectl top` and
+// `docker stats` compute it), with its anonymous and file-backed parts and
+// VmRSS for the record. Subjects run as FROM scratch Docker containers
+// side by side (container.go): healthbridge's lean build with one `exec
+// true` check every second, with and without the image's HEALTHCHECK; the
+// full build with exec, tcpSocket and httpGet checks, with and without it;
+// `healthbridge run` as init — against floors in the same run: a bare
+// net/http server answering "ok" (bench/idle/bare, built static and
+// stripped as healthbridge is), and the same with a plain os/exec loop
+// running `true` every second, the plainest Go program doing one exec
+// check's work. It also prints the stripped static binaries' sizes:
 //
-//	go run ./bench/idle [-settle 60s] [-rounds 3]
+//	go run ./bench/idle [-settle 60s] [-rounds 3] [-mode container|process]
 //
-// In each round every process is started, serves a few requests, and all
-// idle side by side for -settle before their /proc/<pid>/status is read;
-// the figures are medians over the rounds with min–max. Read too soon
-// (before the first collections, tens of seconds in at one check a
-// second) the heap has not yet grown to its steady size and the figure
-// flatters. Figures only, nothing asserted.
+// The working set is read at 5 s and at -settle; the figures are medians
+// over the rounds with min–max. Read too soon (before the first
+// collections, tens of seconds in at one check a second) the heap has
+// not yet grown to its steady size and the figure flatters. -mode process
+// runs plain processes and reads VmRSS alone (no Docker needed). Figures
+// only, nothing asserted.
 package main
 
 import (
@@ -38,12 +42,21 @@ import (
 func main() {
 	settle := flag.Duration("settle", 60*time.Second, "idle time before reading memory (the steady state comes after the first collections, tens of seconds in)")
 	rounds := flag.Int("rounds", 3, "rounds")
+	mode := flag.String("mode", "container", "container: each subject in a Docker container, its cgroup's working set read as the kubelet does; process: plain processes, VmRSS only")
 	flag.Parse()
+	if *mode != "container" && *mode != "process" {
+		fmt.Fprintln(os.Stderr, "idle: -mode must be container or process")
+		os.Exit(2)
+	}
+	containers = *mode == "container"
 	if err := run(*settle, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "idle:", err)
 		os.Exit(1)
 	}
 }
+
+// containers selects the container mode (runContainers).
+var containers bool
 
 type target struct {
 	name string
@@ -71,6 +84,9 @@ func run(settle time.Duration, rounds int) error {
 		}
 		st, _ := os.Stat(filepath.Join(dir, b.name))
 		fmt.Printf("binary %-20s %9d bytes (%.2f MiB)\n", b.name, st.Size(), float64(st.Size())/(1<<20))
+	}
+	if containers {
+		return runContainers(dir, settle, rounds)
 	}
 	config := func(addr, checks string) (string, error) {
 		p := filepath.Join(dir, strings.ReplaceAll(addr, ":", "_")+".yaml")
