@@ -367,8 +367,7 @@ func TestKubePodCheckMemory(t *testing.T) {
 		cfg := testutil.WriteFile(t, "hb.yaml", "listen: 127.0.0.1:0\nchecks:\n"+checks)
 		p := testutil.StartEnv(t, static, []string{"POD_NAMESPACE=" + ns, "HOSTNAME=web"}, append([]string{"--config", cfg}, args...)...)
 		p.WaitFor(t, "/readyz", readyzHas(200))
-		// Past both processes' first idlegc look (start-up pages dropped),
-		// as a pod idles.
+		// Past both processes' first idlegc trim, as a pod idles.
 		time.Sleep(idlegc.Interval + 5*time.Second)
 		for _, pid := range childrenOf(t, p.Cmd.Process.Pid) {
 			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "healthbridge-ku" {

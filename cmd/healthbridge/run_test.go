@@ -476,13 +476,13 @@ func TestRunSignalsWhileStopping(t *testing.T) {
 
 // TestRunWithChecksRunsTheIdleCollector: `run --config` trims its memory
 // as every other mode does (idlegc: its first look, one Interval after
-// start, unmaps the start-up pages and says so at debug level).
+// start, says so at debug level).
 func TestRunWithChecksRunsTheIdleCollector(t *testing.T) {
 	t.Parallel()
 	cfg := writeConfig(t, "listen: 127.0.0.1:0\nchecks: [{name: a, exec: {command: [\"true\"]}, periodSeconds: 1}]\n")
 	p := testutil.Start(t, bin(t), "run", "--log-level", "debug", "--config", cfg, "--", "sleep", "300")
 	deadline := time.Now().Add(idlegc.Interval + 20*time.Second)
-	for !strings.Contains(p.Logs(), "start-up pages") {
+	for !strings.Contains(p.Logs(), "idle collector: first look") {
 		if time.Now().After(deadline) {
 			t.Fatalf("no idle collector look within %v:\n%s", idlegc.Interval+20*time.Second, p.Logs())
 		}

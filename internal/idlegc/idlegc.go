@@ -13,10 +13,9 @@
 // last look, Run forces a collection and hands the freed pages back
 // (runtime/debug.FreeOSMemory: about a millisecond of CPU for a
 // sidecar's heap). Under load, when more than QuietBytes were allocated,
-// it does nothing: the collector's own pacing is cheaper there.
-//
-// At its first look, when start-up is long over, Run also unmaps the
-// executable's pages that only start-up used (DropStartupPages), once.
+// it does nothing: the collector's own pacing is cheaper there. This
+// shows in the container's working set, what a cluster bills: the
+// anonymous pages handed back leave it (bench/idle).
 package idlegc
 
 import (
@@ -54,44 +53,53 @@ const (
 	QuietBytes = 8 << 20
 )
 
-// Run trims until ctx is done. Whether the start-up pages were dropped is
-// logged to log at debug level (nil: not logged); a failure leaves them
-// mapped, which costs memory, never correctness.
+// Run trims until ctx is done. Its first look is logged to log at debug
+// level (nil: not logged): what the process allocated since it started
+// running, and whether it trimmed.
 func Run(ctx context.Context, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	t := time.NewTicker(Interval)
 	defer t.Stop()
-	run(ctx, t.C, Allocated, debug.FreeOSMemory, func() {
-		n, err := DropStartupPages()
-		if err != nil {
-			log.Debug("start-up pages stay mapped", "err", err)
-			return
+	first := true
+	run(ctx, t.C, Allocated, func() { debug.FreeOSMemory() }, func(allocated uint64, trimmed bool) {
+		if first {
+			first = false
+			log.Debug("idle collector: first look", "allocated_bytes", allocated, "trimmed", trimmed, "heap_released_bytes", released())
 		}
-		log.Debug("start-up pages unmapped", "bytes", n)
 	})
 }
 
-// run is Run with its clock, allocation counter, trim and start-up page
-// drop injected.
-func run(ctx context.Context, tick <-chan time.Time, allocated func() uint64, free, drop func()) {
+// released is the heap memory returned to the operating system
+// (runtime/metrics' /memory/classes/heap/released:bytes).
+func released() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+// run is Run with its clock, allocation counter and trim injected; looked
+// is told what was allocated since the last look and whether it trimmed.
+func run(ctx context.Context, tick <-chan time.Time, allocated func() uint64, free func(), looked func(uint64, bool)) {
 	last := allocated()
-	for first := true; ; first = false {
+	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick:
 		}
-		if first {
-			drop()
-		}
 		now := allocated()
-		if quiet(last, now) {
+		delta, trim := now-last, quiet(last, now)
+		if trim {
 			free()
 			now = allocated()
 		}
 		last = now
+		looked(delta, trim)
 	}
 }
 

@@ -93,8 +93,12 @@ type Node struct {
 	// certificate; the Admin token is authorised), serving /metrics/probes.
 	KubeletPort int
 
-	rec     nodeRecord_
-	netns   []string // the sandboxes' network namespaces Stop saw
+	rec   nodeRecord_
+	netns []string // the sandboxes' network namespaces Stop saw
+	// left is what Stop found left behind, checked before it let another
+	// node start (the bridge, cgroup and record names are shared).
+	left    []string
+	checked bool
 	lock    *os.File
 	procs   []*exec.Cmd
 	fwd     net.Listener
@@ -798,6 +802,7 @@ func (n *Node) Stop() {
 	}
 	os.RemoveAll(n.Dir)
 	os.Remove(nodeRecord)
+	n.left, n.checked = n.leftovers(), true
 	if n.lock != nil {
 		n.lock.Close()
 	}
@@ -1005,8 +1010,17 @@ func removeTree(root string) {
 // processes it started or that serve its containerd, mounts under its
 // directory, its cgroups, interfaces, netns mounts, log symlinks, host
 // directories it created, its directory and record. Empty when Stop
-// cleaned up.
+// cleaned up. After Stop it is what Stop saw before it released the node
+// lock (another node may have started since, under the same names);
+// otherwise it looks now.
 func (n *Node) Leftovers() []string {
+	if n.checked {
+		return n.left
+	}
+	return n.leftovers()
+}
+
+func (n *Node) leftovers() []string {
 	var out []string
 	for pid, exe := range n.rec.Pids {
 		if runs(pid, exe) {
