@@ -93,7 +93,7 @@ type Node struct {
 	// certificate; the Admin token is authorised), serving /metrics/probes.
 	KubeletPort int
 
-	rec   nodeRecord_
+	rec   hostRecord
 	netns []string // the sandboxes' network namespaces Stop saw
 	// left is what Stop found left behind, checked before it let another
 	// node start (the bridge, cgroup and record names are shared).
@@ -106,8 +106,8 @@ type Node struct {
 	stopped bool
 }
 
-// nodeRecord_ is what a node created on the host, saved at nodeRecord.
-type nodeRecord_ struct {
+// hostRecord is what a node created on the host, saved at nodeRecord.
+type hostRecord struct {
 	Dir        string
 	Interfaces []string
 	CgroupRoot string
@@ -145,7 +145,7 @@ func StartNode(dir string, log func(string)) (*Node, error) {
 		log(fmt.Sprintf("waited %v for another test process's node", w.Round(time.Second)))
 	}
 	if b, err := os.ReadFile(nodeRecord); err == nil {
-		var old nodeRecord_
+		var old hostRecord
 		if json.Unmarshal(b, &old) == nil {
 			log("removing what an earlier node left behind in " + old.Dir)
 			cleanup(old, true, log)
@@ -159,7 +159,7 @@ func StartNode(dir string, log func(string)) (*Node, error) {
 		}
 	}
 	n := &Node{Dir: dir, Socket: filepath.Join(dir, "containerd", "containerd.sock"), PodLogDir: filepath.Join(dir, "pod-logs"), lock: lock}
-	n.rec = nodeRecord_{Dir: dir, CgroupRoot: "/healthbridge-kubetest." + NodeName, SystemCgroup: "/healthbridge-kubetest." + NodeName + "-system", Pids: map[int]string{}}
+	n.rec = hostRecord{Dir: dir, CgroupRoot: "/healthbridge-kubetest." + NodeName, SystemCgroup: "/healthbridge-kubetest." + NodeName + "-system", Pids: map[int]string{}}
 	if err := n.start(kubelet, kcm, sched, log); err != nil {
 		n.Stop()
 		return nil, err
@@ -811,7 +811,7 @@ func (n *Node) Stop() {
 // cleanup removes what rec says a node created, and its directory when
 // removeDir. It works from a dead test process's record as well as from a
 // live node.
-func cleanup(rec nodeRecord_, removeDir bool, log func(string)) {
+func cleanup(rec hostRecord, removeDir bool, log func(string)) {
 	// The processes in reverse order of start: controller manager, kubelet,
 	// then containers, then containerd.
 	pids := make([]int, 0, len(rec.Pids))
