@@ -30,9 +30,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -265,18 +263,11 @@ func podReady(p *corev1.Pod) bool {
 // kubeletProbes sums the kubelet's exec readiness probe durations and
 // counts in namespace ns (prober_probe_duration_seconds).
 func kubeletProbes(node *kubetest.Node, ns string) (sum, count float64, err error) {
-	req, _ := http.NewRequest("GET", fmt.Sprintf("https://127.0.0.1:%d/metrics/probes", node.KubeletPort), nil)
-	req.Header.Set("Authorization", "Bearer "+node.Token(kubetest.Admin))
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	resp, err := client.Do(req)
+	body, err := node.ProbeMetrics()
 	if err != nil {
 		return 0, 0, err
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	for _, line := range strings.Split(body, "\n") {
 		if !strings.Contains(line, `namespace="`+ns+`"`) || !strings.Contains(line, `probe_type="Readiness"`) {
 			continue
 		}
@@ -288,7 +279,7 @@ func kubeletProbes(node *kubetest.Node, ns string) (sum, count float64, err erro
 			count += v
 		}
 	}
-	return sum, count, sc.Err()
+	return sum, count, nil
 }
 
 // hbChecks sums healthbridge's exec check durations and counts over the

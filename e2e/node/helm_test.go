@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/healthbridge/healthbridge/internal/kubetest"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
 // helm runs the helm the tests build from the module proxy against the
@@ -162,7 +163,7 @@ config:
 	if b := runs("changing"); b >= changingBefore {
 		t.Errorf("the changed check's runs went from %v to %v: it did not start over", changingBefore, b)
 	}
-	report("helm upgrade with reload on: the running pod applied the changed config %v after the upgrade (ConfigMap symlink swap by the kubelet, syncFrequency 10s; content watch every 5 s); no restart, the unchanged check kept %v runs", took.Round(100*time.Millisecond), steadyBefore)
+	testutil.Report(t, "helm upgrade with reload on: the running pod applied the changed config %v after the upgrade (ConfigMap symlink swap by the kubelet, syncFrequency 10s; content watch every 5 s); no restart, the unchanged check kept %v runs", took.Round(100*time.Millisecond), steadyBefore)
 
 	// Reload off: the checksum annotation rolls the pod on a config change.
 	helm(t, kubeconfig, "upgrade", "hb", chart, "--namespace", ns, "-f", values("/b", false))

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	"github.com/healthbridge/healthbridge/internal/kubetest"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
 // exampleNS is the namespace deploy/kubernetes/kustomization.yaml sets.
@@ -124,7 +125,7 @@ func TestManifestsReachReady(t *testing.T) {
 		// it from its watch at its next check (periodSeconds 2).
 		waitGet(t, 30*time.Second, p.Name+": healthbridge ready", "http://"+p.Status.PodIP+":"+port+"/readyz", 200)
 	}
-	report("deploy/kubernetes (kubectl apply -k as it is): %d pods Ready in %v", len(pods.Items), took.Round(100*time.Millisecond))
+	testutil.Report(t, "deploy/kubernetes (kubectl apply -k as it is): %d pods Ready in %v", len(pods.Items), took.Round(100*time.Millisecond))
 }
 
 // readyzPolls records every failing answer of a URL polled every 100 ms.
@@ -308,7 +309,7 @@ func TestSeed001ReadinessFollowsTheKubelet(t *testing.T) {
 		}
 	}
 	restarted := follow(true, "the restarted app ready")
-	report("seed 001 (kubernetesPod, periodSeconds 2): /readyz followed the kubelet's readiness %v (app hung), %v (resumed), %v (killed; the kubelet's unready windows %v), %v (restarted and ready)",
+	testutil.Report(t, "seed 001 (kubernetesPod, periodSeconds 2): /readyz followed the kubelet's readiness %v (app hung), %v (resumed), %v (killed; the kubelet's unready windows %v), %v (restarted and ready)",
 		stopped.Round(100*time.Millisecond), resumed.Round(100*time.Millisecond), killedLag.Round(100*time.Millisecond), windows, restarted.Round(100*time.Millisecond))
 	p, err := getPod(c, exampleNS, pod.Name)
 	must(t, err)

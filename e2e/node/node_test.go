@@ -69,19 +69,6 @@ func TestMain(m *testing.M) {
 
 func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, "node: "+format+"\n", args...) }
 
-// report appends a measured figure to $HEALTHBRIDGE_TEST_REPORT (.ci/run
-// prints them).
-func report(format string, args ...any) {
-	line := fmt.Sprintf(format, args...)
-	logf("%s", line)
-	if f := os.Getenv("HEALTHBRIDGE_TEST_REPORT"); f != "" {
-		if fh, err := os.OpenFile(f, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
-			fmt.Fprintln(fh, "node: "+line)
-			fh.Close()
-		}
-	}
-}
-
 // node returns the package's node with every test image loaded, started
 // once; it skips (fails under CI=1) where the machine cannot run one.
 func node(t *testing.T) (*kubetest.Node, kubernetes.Interface) {
@@ -101,7 +88,7 @@ func node(t *testing.T) (*kubetest.Node, kubernetes.Interface) {
 		started := time.Since(start)
 		t0 := time.Now()
 		nodeErr = loadImages(t)
-		report("real node (build if needed, start, Ready) %v; test images built and loaded in %v", started.Round(100*time.Millisecond), time.Since(t0).Round(100*time.Millisecond))
+		testutil.Report(t, "real node (build if needed, start, Ready) %v; test images built and loaded in %v", started.Round(100*time.Millisecond), time.Since(t0).Round(100*time.Millisecond))
 	})
 	var un *kubetest.UnavailableError
 	if errors.As(nodeErr, &un) {

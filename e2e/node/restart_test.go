@@ -1,10 +1,7 @@
 package node
 
 import (
-	"bufio"
-	"crypto/tls"
 	"fmt"
-	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/healthbridge/healthbridge/internal/kubetest"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
 // probeCount reads the kubelet's own count of probes of one container
@@ -21,22 +19,10 @@ import (
 // (Liveness, Readiness, Startup) and result (successful, failed, unknown).
 func probeCount(t *testing.T, ns, pod, container, typ, result string) int {
 	t.Helper()
-	n := theNode
-	req, err := http.NewRequest("GET", fmt.Sprintf("https://127.0.0.1:%d/metrics/probes", n.KubeletPort), nil)
+	body, err := theNode.ProbeMetrics()
 	must(t, err)
-	req.Header.Set("Authorization", "Bearer "+n.Token(kubetest.Admin))
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	resp, err := client.Do(req)
-	must(t, err)
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("kubelet /metrics/probes: %s", resp.Status)
-	}
 	want := []string{`container="` + container + `"`, `namespace="` + ns + `"`, `pod="` + pod + `"`, `probe_type="` + typ + `"`, `result="` + result + `"`}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	for _, line := range strings.Split(body, "\n") {
 		if !strings.HasPrefix(line, "prober_probe_total{") {
 			continue
 		}
@@ -116,7 +102,7 @@ spec:
 	if s := containerStatus(p, "checked"); s.RestartCount != restarts {
 		t.Errorf("the checked container restarted again (%d -> %d) after -cmd recovered", restarts, s.RestartCount)
 	}
-	report("seed 000 exechealthz sidecar: -cmd fails -> the kubelet restarted the checked container after %v; restarts stop once it recovers (%d restarts)", took.Round(100*time.Millisecond), restarts)
+	testutil.Report(t, "seed 000 exechealthz sidecar: -cmd fails -> the kubelet restarted the checked container after %v; restarts stop once it recovers (%d restarts)", took.Round(100*time.Millisecond), restarts)
 }
 
 var restartsRE = regexp.MustCompile(`(?m)^healthbridge_child_restarts_total\{reason="liveness"\} (\d+)`)
@@ -174,7 +160,7 @@ spec:
 		if s := containerStatus(p, "app"); s == nil || s.RestartCount != 0 || s.State.Running == nil {
 			t.Errorf("the container was restarted by the kubelet or is not running: %s", podSummary(p))
 		}
-		report("healthbridge run, onLivenessFailure: restart: the app restarted in place %v after its /healthz failed; container restartCount 0", took.Round(100*time.Millisecond))
+		testutil.Report(t, "healthbridge run, onLivenessFailure: restart: the app restarted in place %v after its /healthz failed; container restartCount 0", took.Round(100*time.Millisecond))
 	})
 	t.Run("exit", func(t *testing.T) {
 		ip := running(t, c, ns, "exit").Status.PodIP
@@ -187,6 +173,6 @@ spec:
 		if code := containerStatus(p, "app").LastTerminationState.Terminated.ExitCode; code != 75 {
 			t.Errorf("the container exited %d, want 75 (EX_TEMPFAIL)", code)
 		}
-		report("healthbridge run, onLivenessFailure: exit: the container exited 75 and the kubelet restarted it (restartCount 1) %v after /healthz failed", took.Round(100*time.Millisecond))
+		testutil.Report(t, "healthbridge run, onLivenessFailure: exit: the container exited 75 and the kubelet restarted it (restartCount 1) %v after /healthz failed", took.Round(100*time.Millisecond))
 	})
 }

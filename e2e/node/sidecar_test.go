@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/healthbridge/healthbridge/internal/kubetest"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
 // TestSeed004SidecarMovesTheEndpoint: an app with no health endpoint,
@@ -71,7 +72,7 @@ spec:
 	p := running(t, c, ns, "web")
 	ip := p.Status.PodIP
 	took := waitEndpoint(t, c, ns, "web", ip, 2*time.Minute, "ready", func(e endpoint) bool { return e.Ready })
-	report("seed 004 sidecar: endpoint ready %v after the pod ran", took.Round(100*time.Millisecond))
+	testutil.Report(t, "seed 004 sidecar: endpoint ready %v after the pod ran", took.Round(100*time.Millisecond))
 
 	control(t, ip, "/unlisten")
 	if code, body := get("http://" + ip + ":8080/"); code != 0 {
@@ -94,7 +95,7 @@ spec:
 
 	control(t, ip, "/listen")
 	up := waitEndpoint(t, c, ns, "web", ip, time.Minute, "ready again once the app listens", func(e endpoint) bool { return e.Ready })
-	report("seed 004 sidecar: app stops listening -> endpoint ready=false in %v; listens again -> ready in %v (checks and readinessProbe periodSeconds 1)",
+	testutil.Report(t, "seed 004 sidecar: app stops listening -> endpoint ready=false in %v; listens again -> ready in %v (checks and readinessProbe periodSeconds 1)",
 		down.Round(100*time.Millisecond), up.Round(100*time.Millisecond))
 }
 
@@ -102,7 +103,6 @@ spec:
 // pod bridge) whose paths answer 200 or 503 as the test sets them, and
 // which counts the requests of each path.
 type hostServer struct {
-	URL  string
 	Host string
 	Port int
 
@@ -119,7 +119,6 @@ func newHostServer(t *testing.T) *hostServer {
 		t.Fatal(err)
 	}
 	h := &hostServer{ok: map[string]bool{}, count: map[string]int{}, firstOK: map[string]time.Time{}, Host: kubetest.NodeIP, Port: l.Addr().(*net.TCPAddr).Port}
-	h.URL = "http://" + l.Addr().String()
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.mu.Lock()
 		h.count[r.URL.Path]++
@@ -238,7 +237,7 @@ spec:
 	if started := containerStatus(p, "app").State.Running.StartedAt.Time; started.Before(bootOK.Truncate(time.Second)) {
 		t.Errorf("the app container started at %v, before the startup check first passed at %v", started, bootOK)
 	}
-	report("native sidecar: app container started and Ready %v after the startup check's dependency came up", took.Round(100*time.Millisecond))
+	testutil.Report(t, "native sidecar: app container started and Ready %v after the startup check's dependency came up", took.Round(100*time.Millisecond))
 
 	// The kubelet's gRPC readiness probe follows healthbridge's readiness.
 	hs.set("/ready", false)
@@ -254,7 +253,7 @@ spec:
 		app := containerStatus(p, "app")
 		return app != nil && app.Ready
 	})
-	report("kubelet gRPC probe on grpcListen: readiness check fails -> app container unready in %v; passes -> ready in %v", down.Round(100*time.Millisecond), up.Round(100*time.Millisecond))
+	testutil.Report(t, "kubelet gRPC probe on grpcListen: readiness check fails -> app container unready in %v; passes -> ready in %v", down.Round(100*time.Millisecond), up.Round(100*time.Millisecond))
 	if hb := containerStatus(p, "healthbridge"); hb == nil || hb.RestartCount != 0 {
 		t.Errorf("healthbridge restarted under the recommended livenessProbe: %s", podSummary(p))
 	}

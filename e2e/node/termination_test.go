@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/healthbridge/healthbridge/internal/kubetest"
+	"github.com/healthbridge/healthbridge/internal/testutil"
 )
 
 // recorder keeps every version of the objects a watch delivers, with the
@@ -207,7 +208,7 @@ spec:
 	if servingTerminating < 0 || notServing < servingTerminating {
 		t.Errorf("EndpointSlice states %v: want terminating+serving (drain) and then terminating, not serving", states)
 	}
-	report("termination (sidecar, drainDelaySeconds %d, shutdownDelaySeconds %d): /readyz failed %v after the delete; healthbridge exited %d after %v; endpoint states %v",
+	testutil.Report(t, "termination (sidecar, drainDelaySeconds %d, shutdownDelaySeconds %d): /readyz failed %v after the delete; healthbridge exited %d after %v; endpoint states %v",
 		drain, shutdown, failed.Sub(deleted).Round(100*time.Millisecond), hb.ExitCode, took.Round(time.Second), states)
 }
 
@@ -279,6 +280,6 @@ spec:
 	if took := st.FinishedAt.Sub(deleted); took > grace*time.Second {
 		t.Errorf("the container finished %v after the deletion, beyond the grace (%ds)", took, grace)
 	}
-	report("termination (healthbridge run, shutdownDelaySeconds %d): /readyz failed %v after the delete, the app's SIGTERM seen after %v, container exit code %d (the app's)",
+	testutil.Report(t, "termination (healthbridge run, shutdownDelaySeconds %d): /readyz failed %v after the delete, the app's SIGTERM seen after %v, container exit code %d (the app's)",
 		shutdown, failed.Sub(deleted).Round(100*time.Millisecond), appTermed.Sub(deleted).Round(100*time.Millisecond), st.ExitCode)
 }

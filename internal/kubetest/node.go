@@ -3,11 +3,13 @@ package kubetest
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +23,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/healthbridge/healthbridge/internal/proc"
 )
 
 // The node's fixed host resources. The kubelet hard-codes some host paths
@@ -70,10 +74,11 @@ func (e *UnavailableError) Error() string { return "no Kubernetes node here: " +
 // kube-apiserver (the embedded Env), a containerd instance of its own with
 // the CRI plugin and Debian's runc, pods on a bridge with no uplink
 // (macvlan legs, host-local IPAM, no masquerade, no default route), the
-// kubelet and kube-controller-manager. There is no scheduler: pods name
-// their node (spec.nodeName = NodeName) or come from DaemonSets. Nothing
-// can be pulled: images come from LoadImage, and pods use
-// imagePullPolicy Never or IfNotPresent.
+// kubelet, kube-controller-manager and kube-scheduler. Nothing can be
+// pulled: images come from LoadImage, and pods use imagePullPolicy Never
+// or IfNotPresent. There is no kube-proxy and no portmap plugin: Service
+// ClusterIPs, NodePorts and hostPorts are not mapped (the host's iptables
+// stay untouched); the "kubernetes" Service alone is forwarded.
 //
 // Settings and their reasons: cgroup v1 needs failCgroupV1: false in
 // kubelet >= 1.35; containerd 1.6 has no RuntimeConfig RPC, so the
@@ -378,23 +383,12 @@ func waitFor(limit time.Duration, cmd *exec.Cmd, what string, ok func() bool) er
 		if ok() {
 			return nil
 		}
-		if cmd != nil && !alive(cmd.Process.Pid) {
+		if cmd != nil && !proc.Running(cmd.Process.Pid) {
 			return fmt.Errorf("waiting for %s: %s exited (log in its directory)", what, filepath.Base(cmd.Path))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	return fmt.Errorf("%s not ready after %v", what, limit)
-}
-
-// alive reports whether pid runs and is not a zombie.
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
 }
 
 func ip(args ...string) error {
@@ -751,6 +745,30 @@ func normalizeRef(ref string) string {
 	}
 }
 
+// ProbeMetrics returns the kubelet's /metrics/probes (Prometheus text:
+// prober_probe_total, prober_probe_duration_seconds, by namespace, pod,
+// container, probe_type and result), the kubelet's own account of the
+// probes it ran.
+func (n *Node) ProbeMetrics() (string, error) {
+	req, err := http.NewRequest("GET", fmt.Sprintf("https://127.0.0.1:%d/metrics/probes", n.KubeletPort), nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+n.Token(Admin))
+	// The kubelet's serving certificate is self-signed.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("kubelet /metrics/probes: %s", resp.Status)
+	}
+	return string(b), err
+}
+
 // PodLog returns the log of the newest run of a container of a pod, as the
 // kubelet wrote it (CRI log lines: time, stream, tag, text), read from the
 // node's pod-log directory: never through the API server.
@@ -899,19 +917,19 @@ func stopPid(pid int, exe string, limit time.Duration) {
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
 	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) && alive(pid) {
+	for time.Now().Before(deadline) && proc.Running(pid) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if alive(pid) && runs(pid, exe) {
+	if proc.Running(pid) && runs(pid, exe) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
-		for i := 0; i < 100 && alive(pid); i++ {
+		for i := 0; i < 100 && proc.Running(pid); i++ {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
 }
 
 func runs(pid int, exe string) bool {
-	if !alive(pid) {
+	if !proc.Running(pid) {
 		return false
 	}
 	got, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
