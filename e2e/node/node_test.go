@@ -394,11 +394,23 @@ func waitGet(t *testing.T, limit time.Duration, what, url string, want int) time
 }
 
 // control sends a control request to a nodeapp and fails the test unless
-// it answers 200.
+// it answers 200. A refused connection is retried for up to a minute: the
+// app's process may not be listening yet (under healthbridge run, /livez
+// answers before the child has opened its ports). Every control request
+// the tests send is idempotent, so a retry cannot act twice.
 func control(t *testing.T, ip, path string) {
 	t.Helper()
-	if code, body := get("http://" + ip + ":9999" + path); code != 200 {
-		t.Fatalf("nodeapp control %s at %s: %d %s", path, ip, code, body)
+	url := "http://" + ip + ":9999" + path
+	deadline := time.Now().Add(time.Minute)
+	for {
+		code, body := get(url)
+		if code == 200 {
+			return
+		}
+		if code != 0 || !strings.Contains(body, "connection refused") || time.Now().After(deadline) {
+			t.Fatalf("nodeapp control %s at %s: %d %s", path, ip, code, body)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
