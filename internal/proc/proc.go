@@ -23,8 +23,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -63,6 +65,12 @@ func Wait(cmd *exec.Cmd) error {
 		delete(tracked, cmd.Process.Pid)
 	}
 	mu.Unlock()
+	if blocked.Load() {
+		select {
+		case collected <- struct{}{}:
+		default:
+		}
+	}
 	return err
 }
 
@@ -94,9 +102,27 @@ func ShouldReap(forced bool) (bool, error) {
 // coalesce, and one may arrive while a sweep is running).
 const reapInterval = time.Second
 
-// Reap reaps orphaned zombie children until ctx is done. It runs a sweep on
-// every SIGCHLD and every second. Call it once, in its own goroutine, only
-// when ShouldReap says so.
+var (
+	// blocked is set while a sweep has stopped at a started command's
+	// zombie that its Wait had not collected yet (see sweep).
+	blocked atomic.Bool
+	// collected wakes Reap when Wait collects a command while blocked is
+	// set: the children behind it can be looked at again.
+	collected = make(chan struct{}, 1)
+)
+
+// Reap reaps orphaned zombie children until ctx is done. It sweeps on every
+// SIGCHLD and every second. Call it once, in its own goroutine, only when
+// ShouldReap says so.
+//
+// A sweep asks the kernel for a waitable child (waitid with WNOWAIT, which
+// leaves it a zombie) and reaps it unless Start started it, as containerd's
+// reaper and tini wait for whatever exited, so a sweep costs one system
+// call per zombie however many processes the pid namespace holds. The
+// kernel offers one waitable child at a time: a started command's zombie
+// hides those behind it until its Wait collects it, which Wait then
+// signals. If it is still there at the next second's tick (its Wait is
+// late), that sweep reads /proc instead, which sees past it.
 func Reap(ctx context.Context, log *slog.Logger) {
 	if self, ok := procSelf(); ok && self != os.Getpid() {
 		// PID 1 of a namespace whose /proc is the parent's (unshare --pid
@@ -112,27 +138,94 @@ func Reap(ctx context.Context, log *slog.Logger) {
 	defer signal.Stop(sig)
 	t := time.NewTicker(reapInterval)
 	defer t.Stop()
+	scan := false
 	for {
-		if n := Sweep(); n > 0 {
+		var n int
+		if scan {
+			n = scanSweep()
+		} else {
+			n, _ = sweep()
+		}
+		if n > 0 {
 			log.Debug("reaped orphans", "count", n)
 		}
+		scan = false
 		select {
 		case <-ctx.Done():
 			return
 		case <-sig:
+		case <-collected:
 		case <-t.C:
+			scan = blocked.Load()
 		}
 	}
 }
 
-// Sweep reaps every zombie child of this process that Start did not start,
-// and returns how many it reaped.
+// Sweep reaps every zombie child of this process that Start did not start
+// and returns how many it reaped. It reads /proc, so it sees every zombie
+// child, whatever the kernel would offer first; Reap does this only when
+// its cheaper sweep is held up.
+func Sweep() int { return scanSweep() }
+
+// sweep reaps the zombie children the kernel offers one after the other
+// (waitid(P_ALL, WNOWAIT) names one without reaping it), and returns how
+// many it reaped, and whether it stopped at a started command's zombie
+// that the command's Wait has not collected yet. Each zombie is checked
+// against the tracked set under the lock, as in scanSweep.
+func sweep() (n int, held bool) {
+	for {
+		pid := waitable()
+		if pid <= 0 {
+			blocked.Store(false)
+			return n, false
+		}
+		mu.Lock()
+		if _, mine := tracked[pid]; mine {
+			blocked.Store(true)
+			mu.Unlock()
+			return n, true
+		}
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(pid, &ws, unix.WNOHANG|unix.WALL, nil)
+		mu.Unlock()
+		if err != nil || got != pid {
+			// Not ours to reap after all: leave the rest to the next sweep.
+			blocked.Store(false)
+			return n, false
+		}
+		n++
+	}
+}
+
+// siginfoPid is the offset of si_pid in Linux's siginfo_t: after si_signo,
+// si_errno and si_code (three ints) the union is pointer-aligned.
+const siginfoPid = 12 + (unsafe.Sizeof(uintptr(0)) - 4)
+
+// waitable returns the pid of a child of this process that has exited and
+// not been reaped (any child: __WALL), leaving it a zombie, or 0 when there
+// is none (or no child at all).
+func waitable() int {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT|unix.WALL, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0
+		}
+		return int(*(*int32)(unsafe.Add(unsafe.Pointer(&info), siginfoPid)))
+	}
+}
+
+// scanSweep reaps every zombie child of this process that Start did not
+// start, found by reading /proc, and returns how many it reaped.
 //
 // The scan of /proc runs without the lock. A zombie it finds is checked
 // against the tracked set under the lock: a command being started holds
 // the lock until its pid is recorded, so a zombie that is a started
 // command is always seen as tracked, and is left to Wait.
-func Sweep() int {
+func scanSweep() int {
 	zombies := zombieChildren()
 	if len(zombies) == 0 {
 		return 0
@@ -145,7 +238,7 @@ func Sweep() int {
 			continue
 		}
 		var ws unix.WaitStatus
-		if got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil); err == nil && got == pid {
+		if got, err := unix.Wait4(pid, &ws, unix.WNOHANG|unix.WALL, nil); err == nil && got == pid {
 			n++
 		}
 	}

@@ -2,6 +2,7 @@ package proc_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	osexec "os/exec"
@@ -33,13 +34,18 @@ const subreaperEnv = "HEALTHBRIDGE_TEST_SUBREAPER"
 
 // TestReaperKeepsExitCodesAndLeavesNoZombies runs many probes that leave
 // orphans behind (one in the probe's group, one escaped with setsid) in a
-// child subreaper, as healthbridge is as PID 1. The subreaper is a
-// re-run of this test binary: becoming one is for the life of a process,
-// and the other tests of this one must not inherit orphans.
+// child subreaper, as healthbridge is as PID 1.
 func TestReaperKeepsExitCodesAndLeavesNoZombies(t *testing.T) {
-	if os.Getenv(subreaperEnv) == "" {
-		cmd := osexec.Command(os.Args[0], "-test.run=^TestReaperKeepsExitCodesAndLeavesNoZombies$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), subreaperEnv+"=1")
+	inSubreaper(t, "TestReaperKeepsExitCodesAndLeavesNoZombies", reaperBody)
+}
+
+// inSubreaper runs body in a re-run of this test binary that is a child
+// subreaper: becoming one is for the life of a process, and the other
+// tests of this one must not inherit orphans.
+func inSubreaper(t *testing.T, name string, body func(*testing.T)) {
+	if os.Getenv(subreaperEnv) != name {
+		cmd := osexec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), subreaperEnv+"="+name)
 		out, err := cmd.CombinedOutput()
 		if strings.Contains(string(out), "--- SKIP") {
 			t.Skipf("%s", out)
@@ -49,13 +55,63 @@ func TestReaperKeepsExitCodesAndLeavesNoZombies(t *testing.T) {
 		}
 		return
 	}
-	reaperBody(t)
-}
-
-func reaperBody(t *testing.T) {
 	if ok, err := proc.ShouldReap(true); !ok || err != nil {
 		t.Skipf("cannot become a child subreaper: %v", err)
 	}
+	body(t)
+}
+
+// TestReaperSeesPastAnUncollectedCommand: a started command that has
+// exited but whose Wait has not run yet is the first waitable child the
+// kernel offers; the orphans behind it are still reaped, and the command's
+// exit status is still there for its Wait.
+func TestReaperSeesPastAnUncollectedCommand(t *testing.T) {
+	inSubreaper(t, "TestReaperSeesPastAnUncollectedCommand", func(t *testing.T) {
+		held := osexec.Command("sh", "-c", "exit 3")
+		if err := proc.Start(held); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); zombies(t) == 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the started command did not exit")
+			}
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); proc.Reap(ctx, slog.New(slog.DiscardHandler)) }()
+		defer func() { cancel(); wg.Wait() }()
+		// Orphans: each run leaves a setsid sleep that comes to this
+		// subreaper and exits.
+		for range 5 {
+			c := osexec.Command("sh", "-c", "setsid sleep 0.01 & exit 0")
+			if err := proc.Start(c); err != nil {
+				t.Fatal(err)
+			}
+			if err := proc.Wait(c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Only the held command's zombie is left, however the kernel orders
+		// the children: the orphans were reaped.
+		deadline := time.Now().Add(10 * time.Second)
+		for zombies(t) > 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d zombies left besides the started command's", zombies(t)-1)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if st, _, ok := proc.ReadStat(fmt.Sprintf("/proc/%d/stat", held.Process.Pid)); !ok || st != 'Z' {
+			t.Fatalf("the started command's zombie is gone (state %q): the reaper took it", st)
+		}
+		err := proc.Wait(held)
+		if held.ProcessState == nil || held.ProcessState.ExitCode() != 3 {
+			t.Fatalf("the started command's Wait: %v, %v; want exit status 3", err, held.ProcessState)
+		}
+	})
+}
+
+func reaperBody(t *testing.T) {
 	p, err := exec.NewArgv([]string{"sh", "-c", "sleep 0.2 & setsid sleep 0.01 & exit 7"}, 5*time.Second, 0)
 	if err != nil {
 		t.Fatal(err)
