@@ -35,9 +35,13 @@ ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
 if [ -n "${HB_BINDIR:-}" ]; then
   cp "$HB_BINDIR/healthbridge" "$ctx/healthbridge"
+  [ "$variant" = exechealthz ] || cp "$HB_BINDIR/healthbridge-healthcheck" "$ctx/healthbridge-healthcheck"
   [ "$variant" = default ] && cp "$HB_BINDIR/healthbridge-kube" "$ctx/healthbridge-kube"
 else
   (cd "$root" && CGO_ENABLED=0 go build -tags "$tags" -trimpath -ldflags="-s -w" -o "$ctx/healthbridge" ./cmd/healthbridge)
+  if [ "$variant" != exechealthz ]; then
+    (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$ctx/healthbridge-healthcheck" ./cmd/healthbridge-healthcheck)
+  fi
   if [ "$variant" = default ]; then
     (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$ctx/healthbridge-kube" ./cmd/healthbridge-kube)
   fi

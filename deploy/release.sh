@@ -35,6 +35,8 @@ for arch in $arches; do
   # The one-shot probe for HEALTHCHECKs: lean (no grpc, no client-go) and
   # without net/http's HTTP/2, which a probe never speaks.
   build healthbridge-probe "lean nethttpomithttp2" ./cmd/healthbridge-probe
+  # The images' HEALTHCHECK: healthbridge healthcheck in 1.6 MB.
+  build healthbridge-healthcheck "" ./cmd/healthbridge-healthcheck
   if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
     for variant in full lean; do
       tag="healthbridge:$version-linux-$arch"
@@ -43,6 +45,7 @@ for arch in $arches; do
         tag="healthbridge:$version-lean-linux-$arch"
         flag=--lean
         CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -tags "lean nethttpomithttp2" -ldflags "$ldflags" -o "$bin/lean/healthbridge" ./cmd/healthbridge
+        cp "$bin/healthbridge-healthcheck" "$bin/lean/"
         HB_BINDIR="$bin/lean" HB_PLATFORM="linux/$arch" deploy/build-image.sh $flag "$tag" >/dev/null
       else
         HB_BINDIR="$bin" HB_PLATFORM="linux/$arch" deploy/build-image.sh "$tag" >/dev/null
@@ -66,7 +69,7 @@ cat "$dist/SHA256SUMS"
 
 echo "== each binary: static for its architecture, and run in a FROM scratch image where the engine can run it"
 for arch in $arches; do
-  for name in healthbridge healthbridge-kube healthbridge-probe; do
+  for name in healthbridge healthbridge-kube healthbridge-probe healthbridge-healthcheck; do
     f="$dist/$name-$version-linux-$arch"
     # What the build recorded: the target and CGO_ENABLED=0 (a pure Go
     # binary, no program interpreter: it runs in an empty filesystem).

@@ -21,11 +21,17 @@ import (
 // copied to /bin), its command line (the address to listen on is
 // substituted for ADDR), its config, and an image HEALTHCHECK or none.
 type subject struct {
-	name        string
-	bin         string // the binary, copied to /bin/app
-	args        []string
-	config      string // written to /etc/healthbridge.yaml when set
-	healthcheck bool   // the shipped image's HEALTHCHECK (healthbridge healthcheck every 10 s)
+	name   string
+	bin    string // the binary, copied to /bin/app
+	args   []string
+	config string // written to /etc/healthbridge.yaml when set
+	// hc is the image's HEALTHCHECK command (exec form, ADDR replaced by
+	// the subject's address), run every 10 s as deploy/Dockerfile's; none
+	// when empty.
+	hc []string
+	// files are more files for /bin: name there → path on the host.
+	files map[string]string
+	addr  string // the address it listens on, chosen when its image is built
 }
 
 // cgroupMem is what the kubelet and `docker stats` read of a container's
@@ -49,22 +55,39 @@ func runContainers(dir string, settle time.Duration, rounds int) error {
 		return fmt.Errorf("no static busybox (apt-get install busybox-static): %v", err)
 	}
 	const execCheck = "  - {name: t, exec: {command: [\"true\"]}, periodSeconds: 1}\n"
+	// The shipped images' HEALTHCHECK (healthbridge-healthcheck), the same
+	// by the full program (`healthbridge healthcheck`), and the same request
+	// by busybox's wget, a static C client: the floor of what a
+	// HEALTHCHECK exec costs.
+	hcBin := map[string]string{"healthbridge-healthcheck": filepath.Join(dir, "healthbridge-healthcheck")}
+	shippedHC := []string{"/bin/healthbridge-healthcheck", "--timeout", "2s"}
+	fullHC := []string{"/bin/app", "healthcheck", "--timeout", "2s"}
+	wgetHC := []string{"/bin/busybox", "wget", "-q", "-O", "/dev/null", "-T", "2", "http://ADDR/livez"}
 	threeKinds := execCheck + "  - {name: tcp, tcpSocket: {port: PORT}, periodSeconds: 1}\n  - {name: http, httpGet: {port: PORT, path: /livez}, periodSeconds: 1}\n"
 	full, lean, bare := filepath.Join(dir, "healthbridge"), filepath.Join(dir, "healthbridge-lean"), filepath.Join(dir, "bare")
 	subjects := []subject{
 		{name: "bare net/http \"ok\"", bin: bare, args: []string{"ADDR"}},
 		{name: "bare + exec loop", bin: bare, args: []string{"ADDR", "exec"}},
 		{name: "lean, exec true", bin: lean, args: []string{"--config", "/etc/healthbridge.yaml"}, config: execCheck},
-		{name: "lean, exec, + HEALTHCHECK", bin: lean, args: []string{"--config", "/etc/healthbridge.yaml"}, config: execCheck, healthcheck: true},
+		{name: "lean, exec, + HEALTHCHECK", bin: lean, args: []string{"--config", "/etc/healthbridge.yaml"}, config: execCheck, hc: shippedHC, files: hcBin},
+		{name: "lean, exec, + HC (full prog)", bin: lean, args: []string{"--config", "/etc/healthbridge.yaml"}, config: execCheck, hc: fullHC},
+		{name: "lean, exec, + HC (wget)", bin: lean, args: []string{"--config", "/etc/healthbridge.yaml"}, config: execCheck, hc: wgetHC},
 		{name: "full, exec+tcp+http", bin: full, args: []string{"--config", "/etc/healthbridge.yaml"}, config: threeKinds},
-		{name: "full, exec+tcp+http, + HC", bin: full, args: []string{"--config", "/etc/healthbridge.yaml"}, config: threeKinds, healthcheck: true},
+		{name: "full, exec+tcp+http, + HC", bin: full, args: []string{"--config", "/etc/healthbridge.yaml"}, config: threeKinds, hc: shippedHC, files: hcBin},
 		{name: "run -- sleep (init)", bin: full, args: []string{"run", "--", "/bin/sleep", "1000000"}},
 	}
 	pid := os.Getpid()
 	images := make([]string, len(subjects))
-	for i, s := range subjects {
+	for i := range subjects {
+		s := &subjects[i]
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		s.addr = ln.Addr().String()
+		ln.Close()
 		images[i] = fmt.Sprintf("healthbridge-bench-idle/s%d:%d", i, pid)
-		if err := buildSubject(filepath.Join(dir, fmt.Sprintf("ctx%d", i)), images[i], s, bb); err != nil {
+		if err := buildSubject(filepath.Join(dir, fmt.Sprintf("ctx%d", i)), images[i], *s, bb); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 		defer exec.Command("docker", "rmi", "--force", images[i]).Run() //nolint:errcheck
@@ -148,7 +171,11 @@ func buildSubject(ctx, tag string, s subject, busybox string) error {
 			return err
 		}
 	}
-	for src, dst := range map[string]string{s.bin: "bin/app", busybox: "bin/busybox"} {
+	files := map[string]string{s.bin: "bin/app", busybox: "bin/busybox"}
+	for name, src := range s.files {
+		files[src] = "bin/" + name
+	}
+	for src, dst := range files {
 		b, err := os.ReadFile(src)
 		if err != nil {
 			return err
@@ -176,9 +203,13 @@ func buildSubject(ctx, tag string, s subject, busybox string) error {
 	if s.config != "" {
 		df += "ENV HEALTHBRIDGE_CONFIG=/etc/healthbridge.yaml\n"
 	}
-	if s.healthcheck {
-		// deploy/Dockerfile's HEALTHCHECK.
-		df += "HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 CMD [\"/bin/app\", \"healthcheck\", \"--timeout\", \"2s\"]\n"
+	if len(s.hc) > 0 {
+		// deploy/Dockerfile's HEALTHCHECK timings.
+		var q []string
+		for _, a := range s.hc {
+			q = append(q, strconv.Quote(strings.ReplaceAll(a, "ADDR", s.addr)))
+		}
+		df += "HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 CMD [" + strings.Join(q, ", ") + "]\n"
 	}
 	df += "ENTRYPOINT [\"/bin/app\"]\n"
 	if err := os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(df), 0o644); err != nil {
@@ -195,12 +226,7 @@ func buildSubject(ctx, tag string, s subject, busybox string) error {
 // image's), waits until it answers /readyz 200 and serves it ten
 // requests; `run` without a config serves nothing and is only started.
 func startSubject(image string, s subject) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := s.addr
 	args := []string{"run", "-d", "--network", "host"}
 	if s.config != "" {
 		f, err := os.CreateTemp("", "idle-config-*.yaml")

@@ -74,6 +74,7 @@ func run(settle time.Duration, rounds int) error {
 		{"healthbridge-lean", "lean nethttpomithttp2", "./cmd/healthbridge"},
 		{"healthbridge-probe", "lean nethttpomithttp2", "./cmd/healthbridge-probe"},
 		{"healthbridge-kube", "", "./cmd/healthbridge-kube"},
+		{"healthbridge-healthcheck", "", "./cmd/healthbridge-healthcheck"},
 		{"bare", "", "./bench/idle/bare"},
 	}
 	for _, b := range builds {

@@ -241,33 +241,44 @@ checks:
   - {name: up, roles: [liveness], exec: {command: ["true"]}, periodSeconds: 1}
   - {name: down, roles: [readiness], exec: {command: ["false"]}, periodSeconds: 1, failureThreshold: 1}
 `, port))
+	// The same listen in JSON: healthbridge-healthcheck hands it to the
+	// full program next to it.
+	jsonCfg := testutil.WriteFile(t, "config.json", fmt.Sprintf(`{"listen": ":%d", "checks": []}`, port))
 	p := startQuiet(t, port, "--config", cfg)
 	p.WaitFor(t, "/readyz", func(code int, _ string) bool { return code == 503 })
 	p.WaitFor(t, "/livez", func(code int, _ string) bool { return code == 200 })
+	small := filepath.Join(filepath.Dir(bin(t)), "healthbridge-healthcheck")
 	for _, tc := range []struct {
 		args []string
 		env  string
 		code int
 	}{
-		{[]string{"healthcheck", "--config", cfg}, "", 0},
-		{[]string{"healthcheck"}, cfg, 0},
-		{[]string{"healthcheck", "--endpoint", "readyz"}, cfg, 1},
-		{[]string{"healthcheck", "--endpoint", "/healthz", "--config", cfg}, "", 1},
-		{[]string{"healthcheck"}, "", 2},
-		{[]string{"healthcheck", "--endpoint", "metrics", "--config", cfg}, "", 2},
-		{[]string{"healthcheck", "--config", cfg + ".missing"}, "", 2},
+		{[]string{"--config", cfg}, "", 0},
+		{[]string{}, cfg, 0},
+		{[]string{"--endpoint", "readyz"}, cfg, 1},
+		{[]string{"--endpoint", "/healthz", "--config", cfg}, "", 1},
+		{[]string{"--config=" + cfg, "--timeout=1s", "-v"}, "", 0},
+		{[]string{"--config", jsonCfg}, "", 0},
+		{[]string{"--endpoint", "readyz"}, jsonCfg, 1},
+		{[]string{}, "", 2},
+		{[]string{"--endpoint", "metrics", "--config", cfg}, "", 2},
+		{[]string{"--config", cfg, "--timeout", "0s"}, "", 2},
+		{[]string{"--config", cfg + ".missing"}, "", 2},
 	} {
-		cmd := exec.Command(bin(t), tc.args...)
-		cmd.Env = append(os.Environ(), "HEALTHBRIDGE_CONFIG="+tc.env)
-		out, err := cmd.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if code != tc.code {
-			t.Errorf("%q (HEALTHBRIDGE_CONFIG=%q): exit %d, want %d: %s", tc.args, tc.env, code, tc.code, out)
+		// The full program's healthcheck and the images' small one agree.
+		for _, argv := range [][]string{append([]string{bin(t), "healthcheck"}, tc.args...), append([]string{small}, tc.args...)} {
+			cmd := exec.Command(argv[0], argv[1:]...)
+			cmd.Env = append(os.Environ(), "HEALTHBRIDGE_CONFIG="+tc.env)
+			out, err := cmd.CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.code {
+				t.Errorf("%q (HEALTHBRIDGE_CONFIG=%q): exit %d, want %d: %s", argv, tc.env, code, tc.code, out)
+			}
 		}
 	}
 	// The server gone, the same command is a failure, not a usage error.
@@ -275,5 +286,8 @@ checks:
 	<-p.Done
 	if code, _, stderr := runBinary(t, "healthcheck", "--config", cfg); code != 1 || !strings.Contains(stderr, "connection refused") {
 		t.Errorf("server gone: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := testutil.Run(t, small, "--config", cfg); code != 1 || !strings.Contains(stderr, "connection refused") {
+		t.Errorf("server gone: healthbridge-healthcheck exit %d, %q", code, stderr)
 	}
 }

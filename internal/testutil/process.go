@@ -89,7 +89,9 @@ func build(moduleRoot string, race bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	pkgs := []string{"./cmd/healthbridge"}
+	// healthbridge-healthcheck hands what it cannot read to the
+	// healthbridge next to it.
+	pkgs := []string{"./cmd/healthbridge", "./cmd/healthbridge-healthcheck"}
 	if !Lean {
 		pkgs = append(pkgs, "./cmd/healthbridge-kube")
 	}
