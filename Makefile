@@ -22,3 +22,4 @@ bench:
 	go run ./bench/scale -kind tcp -n 10000
 	go run ./bench/scale -kind http -n 1000
 	go run ./bench/scale -kind exec -n 200
+	go run ./bench/reaper
