@@ -32,6 +32,7 @@ type subject struct {
 	// files are more files for /bin: name there → path on the host.
 	files map[string]string
 	addr  string // the address it listens on, chosen when its image is built
+	env   []string // the container's environment, NAME=value
 }
 
 // cgroupMem is what the kubelet and `docker stats` read of a container's
@@ -72,7 +73,9 @@ func runContainers(dir string, settle time.Duration, rounds int) error {
 		{name: "lean, exec, + HEALTHCHECK", bin: lean, args: []string{"--config", "/etc/healthbridge.yaml"}, config: execCheck, hc: shippedHC, files: hcBin},
 		{name: "lean, exec, + HC (full prog)", bin: lean, args: []string{"--config", "/etc/healthbridge.yaml"}, config: execCheck, hc: fullHC},
 		{name: "lean, exec, + HC (wget)", bin: lean, args: []string{"--config", "/etc/healthbridge.yaml"}, config: execCheck, hc: wgetHC},
+		{name: "lean, exec true, GOGC=100", bin: lean, args: []string{"--config", "/etc/healthbridge.yaml"}, config: execCheck, env: []string{"GOGC=100"}},
 		{name: "full, exec+tcp+http", bin: full, args: []string{"--config", "/etc/healthbridge.yaml"}, config: threeKinds},
+		{name: "full, 3 kinds, GOGC=100", bin: full, args: []string{"--config", "/etc/healthbridge.yaml"}, config: threeKinds, env: []string{"GOGC=100"}},
 		{name: "full, exec+tcp+http, + HC", bin: full, args: []string{"--config", "/etc/healthbridge.yaml"}, config: threeKinds, hc: shippedHC, files: hcBin},
 		{name: "run -- sleep (init)", bin: full, args: []string{"run", "--", "/bin/sleep", "1000000"}},
 	}
@@ -228,6 +231,9 @@ func buildSubject(ctx, tag string, s subject, busybox string) error {
 func startSubject(image string, s subject) (string, error) {
 	addr := s.addr
 	args := []string{"run", "-d", "--network", "host"}
+	for _, e := range s.env {
+		args = append(args, "-e", e)
+	}
 	if s.config != "" {
 		f, err := os.CreateTemp("", "idle-config-*.yaml")
 		if err != nil {
