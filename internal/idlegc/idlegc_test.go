@@ -31,41 +31,40 @@ func TestRunTrimsOnAQuietTickAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	tick := make(chan time.Time)
 	var allocated atomic.Uint64
-	trims := make(chan uint64, 10) // the allocation count at each trim
+	var trimmedAt uint64 // the allocation count at the last trim; read after its look
+	looks := make(chan bool, 1) // whether each look trimmed, sent at its end
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		run(ctx, tick, allocated.Load, func() { trims <- allocated.Load() }, func(uint64, bool) {})
+		run(ctx, tick, allocated.Load, func() { trimmedAt = allocated.Load() }, func(_ uint64, trimmed bool) { looks <- trimmed })
 	}()
-	wait := func() uint64 {
+	// step sends one tick and waits until run has finished that look: the
+	// counter is changed only between looks.
+	step := func() bool {
 		t.Helper()
+		tick <- time.Time{}
 		select {
-		case at := <-trims:
-			return at
+		case trimmed := <-looks:
+			return trimmed
 		case <-time.After(time.Minute):
-			t.Fatal("no trim")
-			return 0
+			t.Fatal("no look after a tick")
+			return false
 		}
 	}
 	allocated.Store(1 << 20)
-	tick <- time.Time{}
-	if at := wait(); at != 1<<20 {
-		t.Fatalf("first trim at %d", at)
+	if !step() || trimmedAt != 1<<20 {
+		t.Fatalf("a quiet first tick: no trim at 1 MiB (last trim at %d)", trimmedAt)
 	}
-	allocated.Add(QuietBytes) // busy: no trim for this tick
-	tick <- time.Time{}
-	tick <- time.Time{} // taken only once the busy tick is done; quiet since
-	if at := wait(); at != 1<<20+QuietBytes {
-		t.Fatalf("second trim at %d", at)
-	}
-	// One more busy tick: taken only once the quiet one is done, so every
-	// trim so far is in the channel, and there was exactly one.
 	allocated.Add(QuietBytes)
-	tick <- time.Time{}
-	select {
-	case at := <-trims:
-		t.Fatalf("a busy tick trimmed (at %d)", at)
-	default:
+	if step() {
+		t.Fatalf("a busy tick trimmed (at %d)", trimmedAt)
+	}
+	if !step() || trimmedAt != 1<<20+QuietBytes {
+		t.Fatalf("a quiet tick after a busy one: no trim (last trim at %d)", trimmedAt)
+	}
+	allocated.Add(QuietBytes)
+	if step() {
+		t.Fatalf("a busy tick trimmed (at %d)", trimmedAt)
 	}
 	cancel()
 	<-done
