@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/healthbridge/healthbridge/internal/idlegc"
 	"github.com/healthbridge/healthbridge/internal/kubetest"
 	"github.com/healthbridge/healthbridge/internal/proc"
 	"github.com/healthbridge/healthbridge/internal/testutil"
@@ -330,14 +330,20 @@ func TestSeed001EnvironmentVariables(t *testing.T) {
 	}
 }
 
-// TestKubePodCheckMemory reports the idle memory of the full static build
-// (not the race-detector build the other tests run) with one
-// kubernetesPod check, beside the same build with one exec check: what
-// the kube client costs in a pod. The watch runs in the helper
-// healthbridge-kube, so both processes are reported. Figures only, beyond
-// the helper being there, a child of healthbridge.
-func TestKubePodCheckMemory(t *testing.T) {
+// TestKubePodCheckWorkingSet measures the two designs of the kubernetesPod
+// kind by what a cluster bills, the working set of the container's memory
+// cgroup (usage minus inactive file pages, as the kubelet computes it),
+// side by side in one run: the full static build with one kubernetesPod
+// check, its watch in the healthbridge-kube helper process (as shipped);
+// the same build with -tags kubeinproc, client-go inside healthbridge; and,
+// as the floor, the full build with one exec check, and the kubeinproc
+// build with the same (what linking client-go in costs every other pod). Each runs in a memory
+// cgroup of its own (its helper too), started after the page cache is
+// dropped, and is read after 60 s. Figures only, beyond the helper being
+// there (or not) as each design says.
+func TestKubePodCheckWorkingSet(t *testing.T) {
 	testutil.NeedFull(t, "the kubernetesPod kind")
+	testutil.Need(t, os.Getuid() == 0, "root (a memory cgroup per subject)", "run the tests as root")
 	env, c := kube(t)
 	ns := kubetest.Namespace(t, c)
 	kubetest.GrantPodRead(t, c, ns, kubetest.Reader)
@@ -348,43 +354,77 @@ func TestKubePodCheckMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	static := testutil.StaticBinary(t, "..")
-	status := func(pid int) string {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		if err != nil {
+	inproc := filepath.Join(t.TempDir(), "healthbridge")
+	build := exec.Command("go", "build", "-tags", "kubeinproc", "-o", inproc, "./cmd/healthbridge")
+	build.Dir, build.Env = "..", append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags kubeinproc: %v\n%s", err, out)
+	}
+	type subject struct {
+		name, bin, checks string
+		args              []string
+		helper            bool
+		cg                *testutil.MemCgroup
+		p                 *testutil.Process
+	}
+	subjects := []*subject{
+		{name: "exec check (floor)", bin: static, checks: "  - {name: t, exec: {command: [\"true\"]}, periodSeconds: 1}\n"},
+		{name: "kubernetesPod, helper process (shipped)", bin: static, checks: podCheck("app", "container: app"), args: []string{"--kubeconfig", kc}, helper: true},
+		{name: "kubernetesPod, in process (-tags kubeinproc)", bin: inproc, checks: podCheck("app", "container: app"), args: []string{"--kubeconfig", kc}},
+		// What linking client-go in costs the pods without a kubernetesPod check.
+		{name: "exec check, -tags kubeinproc build", bin: inproc, checks: "  - {name: t, exec: {command: [\"true\"]}, periodSeconds: 1}\n"},
+	}
+	bins := t.TempDir()
+	for i, sub := range subjects {
+		// A copy of its own: no two subjects share page-cache pages, which
+		// are charged to the cgroup that touched them first. The helper is
+		// looked for next to healthbridge.
+		dir := filepath.Join(bins, strconv.Itoa(i))
+		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		var out []string
-		for _, line := range strings.Split(string(b), "\n") {
-			for _, k := range []string{"VmRSS:", "RssAnon:", "RssFile:"} {
-				if strings.HasPrefix(line, k) {
-					out = append(out, strings.Join(strings.Fields(line), " "))
-				}
+		for _, f := range []string{sub.bin, filepath.Join(filepath.Dir(static), "healthbridge-kube")} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o755); err != nil {
+				t.Fatal(err)
 			}
 		}
-		return strings.Join(out, ", ")
+		sub.bin = filepath.Join(dir, "healthbridge")
 	}
-	measure := func(checks string, args ...string) (main string, helper string) {
-		cfg := testutil.WriteFile(t, "hb.yaml", "listen: 127.0.0.1:0\nchecks:\n"+checks)
-		p := testutil.StartEnv(t, static, []string{"POD_NAMESPACE=" + ns, "HOSTNAME=web"}, append([]string{"--config", cfg}, args...)...)
-		p.WaitFor(t, "/readyz", readyzHas(200))
-		// Past both processes' first idlegc trim, as a pod idles.
-		time.Sleep(idlegc.Interval + 5*time.Second)
-		for _, pid := range childrenOf(t, p.Cmd.Process.Pid) {
+	_ = exec.Command("sync").Run()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3"), 0o200); err != nil {
+		t.Fatalf("drop the page cache: %v", err)
+	}
+	for i, sub := range subjects {
+		sub.cg = testutil.NewMemCgroup(t, fmt.Sprintf("kubews%d", i))
+		cfg := testutil.WriteFile(t, fmt.Sprintf("hb%d.yaml", i), "listen: 127.0.0.1:0\nchecks:\n"+sub.checks)
+		// The shell joins the cgroup, then becomes healthbridge.
+		sub.p = testutil.StartEnv(t, "/bin/sh", []string{"POD_NAMESPACE=" + ns, "HOSTNAME=web"},
+			append([]string{"-c", `echo $$ > "$0" && exec "$@"`, sub.cg.Procs(), sub.bin, "--config", cfg}, sub.args...)...)
+	}
+	started := time.Now()
+	for _, sub := range subjects {
+		sub.p.WaitFor(t, "/readyz", readyzHas(200))
+	}
+	time.Sleep(time.Until(started.Add(60 * time.Second)))
+	var lines []string
+	for _, sub := range subjects {
+		helper := false
+		for _, pid := range childrenOf(t, sub.p.Cmd.Process.Pid) {
 			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "healthbridge-ku" {
-				helper = status(pid)
+				helper = true
 			}
 		}
-		return status(p.Cmd.Process.Pid), helper
+		if helper != sub.helper {
+			t.Errorf("%s: a healthbridge-kube child: %v, want %v", sub.name, helper, sub.helper)
+		}
+		m := sub.cg.Read(t)
+		lines = append(lines, fmt.Sprintf("%s: working set %.1f MB (anon %.1f, active file %.1f, inactive file %.1f)", sub.name, m.WorkingSet/1e6, m.Anon/1e6, m.ActiveFile/1e6, m.InactiveFile/1e6))
 	}
-	pod, helper := measure(podCheck("app", "container: app"), "--kubeconfig", kc)
-	if helper == "" {
-		t.Fatal("no healthbridge-kube child while a kubernetesPod check runs")
-	}
-	exec, none := measure("  - {name: t, exec: {command: [\"true\"]}, periodSeconds: 1}\n")
-	if none != "" {
-		t.Fatalf("a healthbridge-kube child without a kubernetesPod check: %s", none)
-	}
-	testutil.Report(t, "idle memory of the full static build: with a kubernetesPod check healthbridge %s plus its watch helper healthbridge-kube %s; with an exec check %s", pod, helper, exec)
+	testutil.Report(t, "kubernetesPod check, cgroup working set at 60 s, full static build: %s", strings.Join(lines, "; "))
 }
 
 // childrenOf lists the pids whose parent is pid, from /proc.

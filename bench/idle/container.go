@@ -31,7 +31,7 @@ type subject struct {
 	hc []string
 	// files are more files for /bin: name there → path on the host.
 	files map[string]string
-	addr  string // the address it listens on, chosen when its image is built
+	addr  string   // the address it listens on, chosen when its image is built
 	env   []string // the container's environment, NAME=value
 }
 

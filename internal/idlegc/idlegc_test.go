@@ -31,7 +31,7 @@ func TestRunTrimsOnAQuietTickAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	tick := make(chan time.Time)
 	var allocated atomic.Uint64
-	var trimmedAt uint64 // the allocation count at the last trim; read after its look
+	var trimmedAt uint64        // the allocation count at the last trim; read after its look
 	looks := make(chan bool, 1) // whether each look trimmed, sent at its end
 	done := make(chan struct{})
 	go func() {

@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,7 +103,10 @@ func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
 	if k == nil {
 		return nil, config.Errorf("kubernetesPod", "required")
 	}
-	helper, err := FindHelper()
+	helper, err := inProcessHelper, error(nil)
+	if InProcess == nil {
+		helper, err = FindHelper()
+	}
 	if err != nil {
 		return nil, config.Errorf("kubernetesPod", "%v", err)
 	}
@@ -166,8 +170,18 @@ func resolve(helper, kubeconfig string) (string, error) {
 	if kubeconfig != "" {
 		args = append(args, "--kubeconfig", kubeconfig)
 	}
-	cmd := exec.CommandContext(ctx, helper, args...)
 	var stdout, stderr bytes.Buffer
+	if InProcess != nil {
+		if InProcess(ctx, args, ctxReader{ctx}, &stdout, &stderr) != 0 {
+			return "", errors.New(strings.TrimSpace(stderr.String()))
+		}
+		var r Resolved
+		if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+			return "", fmt.Errorf("%s resolve: bad answer %q: %v", helper, stdout.String(), err)
+		}
+		return r.Namespace, nil
+	}
+	cmd := exec.CommandContext(ctx, helper, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = time.Second
 	if err := proc.Start(cmd); err != nil {
@@ -237,6 +251,9 @@ func (p *Prober) start() {
 // never writes: the helper exits when it closes (healthbridge stopped or
 // died), and the kernel kills it if healthbridge dies first (Pdeathsig).
 func (p *Prober) runHelper() error {
+	if InProcess != nil {
+		return p.runInProcess()
+	}
 	cmd := exec.Command(p.helper, p.watchArgs...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
@@ -266,20 +283,7 @@ func (p *Prober) runHelper() error {
 		case <-stopped:
 		}
 	}()
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 0, 4096), maxMessage)
-	var bad error
-	for sc.Scan() {
-		var m Message
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			bad = fmt.Errorf("unreadable state %.200q: %v", sc.Bytes(), err)
-			break
-		}
-		p.apply(m)
-	}
-	if bad == nil {
-		bad = sc.Err()
-	}
+	bad := p.readStates(stdout)
 	// Its output has ended: a helper that has exited is reaped, and one
 	// that closed its standard output but still runs can send nothing more
 	// and is killed, so that its silence is never read as "no change".
@@ -294,6 +298,70 @@ func (p *Prober) runHelper() error {
 		return fmt.Errorf("%v: %s", werr, msg)
 	}
 	return werr
+}
+
+// readStates applies every state line the helper writes to r until r
+// ends, and returns why it ended early: a line that is not a state, or a
+// read error.
+func (p *Prober) readStates(r io.Reader) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxMessage)
+	for sc.Scan() {
+		var m Message
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			return fmt.Errorf("unreadable state %.200q: %v", sc.Bytes(), err)
+		}
+		p.apply(m)
+	}
+	return sc.Err()
+}
+
+// InProcess, when set, runs the helper's commands inside healthbridge
+// instead of as the healthbridge-kube process: the same function
+// (internal/probe/kube/helper.Run) with the same arguments, over pipes. Only
+// a build with -tags kubeinproc sets it; it exists to measure what the
+// helper process costs against client-go in healthbridge's own memory
+// (e2e TestKubePodCheckWorkingSet). The exit code is the helper's.
+var InProcess func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
+
+// inProcessHelper names the helper in messages when InProcess runs it.
+const inProcessHelper = HelperName + " (in process)"
+
+// runInProcess is runHelper through InProcess: the helper's standard input
+// ends when the prober closes, as the pipe of a process does.
+func (p *Prober) runInProcess() error {
+	ctx, cancel := context.WithCancel(p.ctx)
+	defer cancel()
+	r, w := io.Pipe()
+	stderr := &tailBuffer{max: 4096}
+	code := make(chan int, 1)
+	go func() {
+		c := InProcess(ctx, p.watchArgs, ctxReader{ctx}, w, stderr)
+		_ = w.Close()
+		code <- c
+	}()
+	bad := p.readStates(r)
+	cancel()
+	_ = r.Close() // a helper still writing gets an error, and stops
+	c := <-code
+	if bad != nil {
+		return bad
+	}
+	if msg := strings.TrimSpace(stderr.String()); msg != "" {
+		return fmt.Errorf("exit status %d: %s", c, msg)
+	}
+	if c != 0 {
+		return fmt.Errorf("exit status %d", c)
+	}
+	return nil
+}
+
+// ctxReader reads nothing and ends (io.EOF) when its context is done.
+type ctxReader struct{ ctx context.Context }
+
+func (r ctxReader) Read([]byte) (int, error) {
+	<-r.ctx.Done()
+	return 0, io.EOF
 }
 
 // apply records one state from the helper.

@@ -1,7 +1,8 @@
-package main
+package helper
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,7 +22,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"resolve", "--nope"}, "unknown flag: --nope"},
 	} {
 		var out, errb bytes.Buffer
-		if code := run(tt.args, strings.NewReader(""), &out, &errb); code != 2 || !strings.Contains(errb.String(), tt.want) {
+		if code := Run(context.Background(), tt.args, strings.NewReader(""), &out, &errb, false); code != 2 || !strings.Contains(errb.String(), tt.want) {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tt.args, code, errb.String(), tt.want)
 		}
 	}
@@ -42,13 +43,13 @@ current-context: x
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	if code := run([]string{"resolve", "--kubeconfig", kc}, strings.NewReader(""), &out, &errb); code != 0 || strings.TrimSpace(out.String()) != `{"namespace":"team-a"}` {
+	if code := Run(context.Background(), []string{"resolve", "--kubeconfig", kc}, strings.NewReader(""), &out, &errb, false); code != 0 || strings.TrimSpace(out.String()) != `{"namespace":"team-a"}` {
 		t.Fatalf("resolve: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 	out.Reset()
 	errb.Reset()
 	missing := filepath.Join(dir, "missing")
-	if code := run([]string{"resolve", "--kubeconfig", missing}, strings.NewReader(""), &out, &errb); code != 1 || !strings.Contains(errb.String(), missing) || out.Len() != 0 {
+	if code := Run(context.Background(), []string{"resolve", "--kubeconfig", missing}, strings.NewReader(""), &out, &errb, false); code != 1 || !strings.Contains(errb.String(), missing) || out.Len() != 0 {
 		t.Fatalf("missing kubeconfig: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 }
@@ -67,7 +68,7 @@ current-context: x
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	if code := run([]string{"watch", "--kubeconfig", kc, "--namespace", "ns", "--pod", "web"}, strings.NewReader(""), &out, &errb); code != 0 {
+	if code := Run(context.Background(), []string{"watch", "--kubeconfig", kc, "--namespace", "ns", "--pod", "web"}, strings.NewReader(""), &out, &errb, false); code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
 }
