@@ -4,15 +4,14 @@
 # CGO_ENABLED=0) and copied in, because the engine cannot pull a Go image.
 # Prints the image's size.
 #   (default)      the full image, every probe kind: healthbridge:latest;
-#                  the kubernetesPod kind's watch is the second binary,
-#                  healthbridge-kube, started only by a config that uses it.
+#                  client-go (the kubernetesPod kind's watch) is linked in.
 #   --lean         the lean image (-tags lean): exec, httpGet, tcpSocket,
 #                  rundir, ttl, dns, udp; no kubernetesPod (client-go), no
 #                  grpc kind and no grpcListen (grpc-go). healthbridge:lean.
 #   --exechealthz  the exechealthz drop-in variant: adds a static busybox
 #                  (sh and its applets, from Debian's busybox-static) for -cmd.
 # Environment (deploy/release.sh sets these):
-#   HB_BINDIR      take healthbridge (and healthbridge-kube) from this
+#   HB_BINDIR      take healthbridge (and healthbridge-healthcheck) from this
 #                  directory instead of building them.
 #   HB_PLATFORM    the image's platform, e.g. linux/arm64 (default: the
 #                  engine's own); a FROM scratch image needs no emulation to
@@ -36,14 +35,10 @@ trap 'rm -rf "$ctx"' EXIT
 if [ -n "${HB_BINDIR:-}" ]; then
   cp "$HB_BINDIR/healthbridge" "$ctx/healthbridge"
   [ "$variant" = exechealthz ] || cp "$HB_BINDIR/healthbridge-healthcheck" "$ctx/healthbridge-healthcheck"
-  [ "$variant" = default ] && cp "$HB_BINDIR/healthbridge-kube" "$ctx/healthbridge-kube"
 else
   (cd "$root" && CGO_ENABLED=0 go build -tags "$tags" -trimpath -ldflags="-s -w" -o "$ctx/healthbridge" ./cmd/healthbridge)
   if [ "$variant" != exechealthz ]; then
     (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$ctx/healthbridge-healthcheck" ./cmd/healthbridge-healthcheck)
-  fi
-  if [ "$variant" = default ]; then
-    (cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$ctx/healthbridge-kube" ./cmd/healthbridge-kube)
   fi
 fi
 if [ "$variant" = exechealthz ]; then
@@ -57,8 +52,6 @@ if [ "$variant" = exechealthz ]; then
   cp "$root/deploy/Dockerfile.exechealthz" "$ctx/Dockerfile"
 else
   cp "$root/deploy/Dockerfile" "$root/deploy/healthbridge.yaml" "$ctx/"
-  # The lean image has no kubernetesPod kind, so no helper.
-  [ "$variant" = lean ] && sed -i '/healthbridge-kube/d' "$ctx/Dockerfile"
 fi
 # The legacy builder's deprecation notice is noise here: its output is
 # shown only when the build fails.

@@ -31,7 +31,6 @@ for arch in $arches; do
     cp "$bin/$1" "$dist/$1-$version-linux-$arch"
   }
   build healthbridge "" ./cmd/healthbridge
-  build healthbridge-kube "" ./cmd/healthbridge-kube
   # The one-shot probe for HEALTHCHECKs: lean (no grpc, no client-go) and
   # without net/http's HTTP/2, which a probe never speaks.
   build healthbridge-probe "lean nethttpomithttp2" ./cmd/healthbridge-probe
@@ -69,7 +68,7 @@ cat "$dist/SHA256SUMS"
 
 echo "== each binary: static for its architecture, and run in a FROM scratch image where the engine can run it"
 for arch in $arches; do
-  for name in healthbridge healthbridge-kube healthbridge-probe healthbridge-healthcheck; do
+  for name in healthbridge healthbridge-probe healthbridge-healthcheck; do
     f="$dist/$name-$version-linux-$arch"
     # What the build recorded: the target and CGO_ENABLED=0 (a pure Go
     # binary, no program interpreter: it runs in an empty filesystem).

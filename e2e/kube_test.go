@@ -334,13 +334,13 @@ func TestSeed001EnvironmentVariables(t *testing.T) {
 // kind by what a cluster bills, the working set of the container's memory
 // cgroup (usage minus inactive file pages, as the kubelet computes it),
 // side by side in one run: the full static build with one kubernetesPod
-// check, its watch in the healthbridge-kube helper process (as shipped);
-// the same build with -tags kubeinproc, client-go inside healthbridge; and,
-// as the floor, the full build with one exec check, and the kubeinproc
-// build with the same (what linking client-go in costs every other pod). Each runs in a memory
-// cgroup of its own (its helper too), started after the page cache is
-// dropped, and is read after 60 s. Figures only, beyond the helper being
-// there (or not) as each design says.
+// check, client-go inside healthbridge (as shipped); the same built with
+// -tags kubehelper, its watch in the healthbridge-kube process; and each
+// build with one exec check instead (what linking client-go in costs the
+// pods without a kubernetesPod check). Each runs in a memory cgroup of its
+// own (its helper too) with its own copy of the binaries, started after
+// the page cache is dropped, and is read after 60 s. Figures only, beyond
+// the helper process being there exactly in the helper design.
 func TestKubePodCheckWorkingSet(t *testing.T) {
 	testutil.NeedFull(t, "the kubernetesPod kind")
 	testutil.Need(t, os.Getuid() == 0, "root (a memory cgroup per subject)", "run the tests as root")
@@ -354,11 +354,11 @@ func TestKubePodCheckWorkingSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	static := testutil.StaticBinary(t, "..")
-	inproc := filepath.Join(t.TempDir(), "healthbridge")
-	build := exec.Command("go", "build", "-tags", "kubeinproc", "-o", inproc, "./cmd/healthbridge")
+	withHelper := filepath.Join(t.TempDir(), "healthbridge")
+	build := exec.Command("go", "build", "-tags", "kubehelper", "-o", withHelper, "./cmd/healthbridge")
 	build.Dir, build.Env = "..", append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build -tags kubeinproc: %v\n%s", err, out)
+		t.Fatalf("go build -tags kubehelper: %v\n%s", err, out)
 	}
 	type subject struct {
 		name, bin, checks string
@@ -367,12 +367,12 @@ func TestKubePodCheckWorkingSet(t *testing.T) {
 		cg                *testutil.MemCgroup
 		p                 *testutil.Process
 	}
+	execCheck := "  - {name: t, exec: {command: [\"true\"]}, periodSeconds: 1}\n"
 	subjects := []*subject{
-		{name: "exec check (floor)", bin: static, checks: "  - {name: t, exec: {command: [\"true\"]}, periodSeconds: 1}\n"},
-		{name: "kubernetesPod, helper process (shipped)", bin: static, checks: podCheck("app", "container: app"), args: []string{"--kubeconfig", kc}, helper: true},
-		{name: "kubernetesPod, in process (-tags kubeinproc)", bin: inproc, checks: podCheck("app", "container: app"), args: []string{"--kubeconfig", kc}},
-		// What linking client-go in costs the pods without a kubernetesPod check.
-		{name: "exec check, -tags kubeinproc build", bin: inproc, checks: "  - {name: t, exec: {command: [\"true\"]}, periodSeconds: 1}\n"},
+		{name: "exec check (floor)", bin: static, checks: execCheck},
+		{name: "kubernetesPod, in process (shipped)", bin: static, checks: podCheck("app", "container: app"), args: []string{"--kubeconfig", kc}},
+		{name: "kubernetesPod, helper process (-tags kubehelper)", bin: withHelper, checks: podCheck("app", "container: app"), args: []string{"--kubeconfig", kc}, helper: true},
+		{name: "exec check, -tags kubehelper build (no client-go)", bin: withHelper, checks: execCheck},
 	}
 	bins := t.TempDir()
 	for i, sub := range subjects {

@@ -232,7 +232,11 @@ func (p *Prober) start() {
 			if p.ctx.Err() != nil {
 				return
 			}
-			p.noteContact(fmt.Errorf("%s exited: %v", HelperName, err))
+			if InProcess != nil {
+				p.noteContact(fmt.Errorf("the pod watch ended: %v", err))
+			} else {
+				p.noteContact(fmt.Errorf("%s exited: %v", HelperName, err))
+			}
 			if time.Since(began) >= helperBackoffMax {
 				backoff = helperBackoffMin
 			}
@@ -318,10 +322,10 @@ func (p *Prober) readStates(r io.Reader) error {
 
 // InProcess, when set, runs the helper's commands inside healthbridge
 // instead of as the healthbridge-kube process: the same function
-// (internal/probe/kube/helper.Run) with the same arguments, over pipes. Only
-// a build with -tags kubeinproc sets it; it exists to measure what the
-// helper process costs against client-go in healthbridge's own memory
-// (e2e TestKubePodCheckWorkingSet). The exit code is the helper's.
+// (internal/probe/kube/helper.Run) with the same arguments, over pipes;
+// the exit code is the helper's. The full build sets it (package kinds);
+// a build with -tags kubehelper leaves it nil, and the watch runs in the
+// healthbridge-kube process found by FindHelper.
 var InProcess func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
 
 // inProcessHelper names the helper in messages when InProcess runs it.
@@ -334,27 +338,51 @@ func (p *Prober) runInProcess() error {
 	defer cancel()
 	r, w := io.Pipe()
 	stderr := &tailBuffer{max: 4096}
-	code := make(chan int, 1)
+	code := -1
+	ended := make(chan struct{})
 	go func() {
-		c := InProcess(ctx, p.watchArgs, ctxReader{ctx}, w, stderr)
+		code = InProcess(ctx, p.watchArgs, ctxReader{ctx}, w, stderr)
 		_ = w.Close()
-		code <- c
+		close(ended)
+	}()
+	go func() {
+		select {
+		case <-ended:
+		case <-ctx.Done():
+			// Its standard input has ended. A watch that has not returned
+			// within inProcessStop is read no more, as a process is killed.
+			select {
+			case <-ended:
+			case <-time.After(inProcessStop):
+				_ = r.CloseWithError(errors.New("stopped"))
+			}
+		}
 	}()
 	bad := p.readStates(r)
 	cancel()
-	_ = r.Close() // a helper still writing gets an error, and stops
-	c := <-code
+	_ = r.Close() // a watch still writing gets an error, and stops
+	select {
+	case <-ended:
+	case <-time.After(inProcessStop):
+		// A watch that ignores its context cannot be killed as a process
+		// can: it is left behind, and a new one is started.
+		return fmt.Errorf("did not stop within %v of its end", inProcessStop)
+	}
 	if bad != nil {
 		return bad
 	}
 	if msg := strings.TrimSpace(stderr.String()); msg != "" {
-		return fmt.Errorf("exit status %d: %s", c, msg)
+		return fmt.Errorf("exit status %d: %s", code, msg)
 	}
-	if c != 0 {
-		return fmt.Errorf("exit status %d", c)
+	if code != 0 {
+		return fmt.Errorf("exit status %d", code)
 	}
 	return nil
 }
+
+// inProcessStop bounds the wait for an in-process watch to return once its
+// context is done, as cmd.WaitDelay does for the process.
+const inProcessStop = 2 * time.Second
 
 // ctxReader reads nothing and ends (io.EOF) when its context is done.
 type ctxReader struct{ ctx context.Context }
