@@ -16,7 +16,8 @@ version=${version:-$default}
 commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 [ -z "$(git status --porcelain 2>/dev/null)" ] || commit="$commit+dirty"
 pkg=github.com/healthbridge/healthbridge/internal/probe
-ldflags="-s -w -X $pkg.Version=$version -X $pkg.Commit=$commit"
+hc=github.com/healthbridge/healthbridge/internal/hcfast
+ldflags="-s -w -X $pkg.Version=$version -X $pkg.Commit=$commit -X $hc.Version=$version -X $hc.Commit=$commit"
 dist="$root/dist"
 rm -rf "$dist"
 mkdir -p "$dist"

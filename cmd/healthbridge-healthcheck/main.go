@@ -2,6 +2,7 @@
 // images: `healthbridge healthcheck` in a program of about 1.5 MB.
 //
 //	healthbridge-healthcheck [--config FILE] [--endpoint livez|readyz|startupz|healthz] [--timeout 5s]
+//	healthbridge-healthcheck version
 //
 // It reads the listen address of FILE (default $HEALTHBRIDGE_CONFIG) and
 // GETs /ENDPOINT (default livez) there, on 127.0.0.1 when the server
@@ -36,6 +37,10 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) == 1 && (args[0] == "version" || args[0] == "--version") {
+		os.Stdout.WriteString(prog + " " + hcfast.BuildInfo() + "\n")
+		return 0
+	}
 	file, endpoint, timeout, ok := parseArgs(args)
 	if !ok {
 		return full(args, "")

@@ -26,6 +26,7 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -299,4 +300,24 @@ func statusCode(line string) (int, error) {
 		return 0, errors.New("not an HTTP status line: " + strconv.Quote(line))
 	}
 	return n, nil
+}
+
+// Version and Commit are healthbridge's, as internal/probe's Version and
+// Commit (a test keeps the defaults equal); deploy/release.sh sets both
+// packages' with -ldflags -X. Unlike the full program, this one does not
+// read the build information (runtime/debug would bring fmt and reflect:
+// 0.2 MB, paid in every container's working set), so a build by `go install
+// …@VERSION` shows the default.
+var (
+	Version = "0.1.0"
+	Commit  = ""
+)
+
+// BuildInfo is the version line: "0.1.0 (commit 595f436, go1.26.8)", or
+// without the commit when none was set.
+func BuildInfo() string {
+	if Commit == "" {
+		return Version + " (" + runtime.Version() + ")"
+	}
+	return Version + " (commit " + Commit + ", " + runtime.Version() + ")"
 }

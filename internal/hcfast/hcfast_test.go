@@ -13,11 +13,25 @@ import (
 
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/oneshot"
+	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
 func TestDefaultListenIsTheConfigs(t *testing.T) {
 	if DefaultListen != config.DefaultListen {
 		t.Fatalf("hcfast.DefaultListen %q, config.DefaultListen %q", DefaultListen, config.DefaultListen)
+	}
+}
+
+// TestVersionIsProbes: the same version as the full program, and the
+// same version line when the commit is set (as deploy/release.sh does).
+func TestVersionIsProbes(t *testing.T) {
+	if Version != probe.Version {
+		t.Fatalf("hcfast.Version %q, probe.Version %q", Version, probe.Version)
+	}
+	defer func(c, pc string) { Commit, probe.Commit = c, pc }(Commit, probe.Commit)
+	Commit, probe.Commit = "595f436", "595f436"
+	if BuildInfo() != probe.BuildInfo() {
+		t.Fatalf("hcfast.BuildInfo() %q, probe.BuildInfo() %q", BuildInfo(), probe.BuildInfo())
 	}
 }
 
