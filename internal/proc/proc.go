@@ -121,8 +121,10 @@ var (
 // call per zombie however many processes the pid namespace holds. The
 // kernel offers one waitable child at a time: a started command's zombie
 // hides those behind it until its Wait collects it, which Wait then
-// signals. If it is still there at the next second's tick (its Wait is
-// late), that sweep reads /proc instead, which sees past it.
+// signals. If the same one is still there a tick later (its Wait is late),
+// or sweeps have stopped at some command's zombie for scanAfter (commands
+// exiting all the time), that tick's sweep also reads /proc, which sees
+// past them: at most once a second, and once every scanAfter under churn.
 func Reap(ctx context.Context, log *slog.Logger) {
 	if self, ok := procSelf(); ok && self != os.Getpid() {
 		// PID 1 of a namespace whose /proc is the parent's (unshare --pid
@@ -138,28 +140,43 @@ func Reap(ctx context.Context, log *slog.Logger) {
 	defer signal.Stop(sig)
 	t := time.NewTicker(reapInterval)
 	defer t.Stop()
-	scan := false
+	lastHeld := 0         // the started command whose zombie held up the sweep at the last tick
+	allSeen := time.Now() // when a sweep last saw every exited child
+	tick := false
 	for {
-		var n int
-		if scan {
-			n = scanSweep()
-		} else {
-			n, _ = sweep()
+		n, held := sweep()
+		now := time.Now()
+		if held == 0 {
+			allSeen = now
+		} else if tick && (held == lastHeld || now.Sub(allSeen) >= scanAfter) {
+			// The same command's zombie a whole tick later (its Wait is
+			// late), or always some command's (many commands exiting):
+			// read /proc, which sees past it.
+			n += scanSweep()
+			allSeen = now
+		}
+		if tick {
+			lastHeld = held
 		}
 		if n > 0 {
 			log.Debug("reaped orphans", "count", n)
 		}
-		scan = false
+		tick = false
 		select {
 		case <-ctx.Done():
 			return
 		case <-sig:
 		case <-collected:
 		case <-t.C:
-			scan = blocked.Load()
+			tick = true
 		}
 	}
 }
+
+// scanAfter is how long sweeps may keep stopping at started commands'
+// zombies (commands exiting all the time) before a tick's sweep reads
+// /proc to see past them.
+const scanAfter = 10 * reapInterval
 
 // Sweep reaps every zombie child of this process that Start did not start
 // and returns how many it reaped. It reads /proc, so it sees every zombie
@@ -169,21 +186,21 @@ func Sweep() int { return scanSweep() }
 
 // sweep reaps the zombie children the kernel offers one after the other
 // (waitid(P_ALL, WNOWAIT) names one without reaping it), and returns how
-// many it reaped, and whether it stopped at a started command's zombie
-// that the command's Wait has not collected yet. Each zombie is checked
-// against the tracked set under the lock, as in scanSweep.
-func sweep() (n int, held bool) {
+// many it reaped, and the pid of the started command's zombie it stopped
+// at, not yet collected by the command's Wait (0: none). Each zombie is
+// checked against the tracked set under the lock, as in scanSweep.
+func sweep() (n int, held int) {
 	for {
 		pid := waitable()
 		if pid <= 0 {
 			blocked.Store(false)
-			return n, false
+			return n, 0
 		}
 		mu.Lock()
 		if _, mine := tracked[pid]; mine {
 			blocked.Store(true)
 			mu.Unlock()
-			return n, true
+			return n, pid
 		}
 		var ws unix.WaitStatus
 		got, err := unix.Wait4(pid, &ws, unix.WNOHANG|unix.WALL, nil)
@@ -191,7 +208,7 @@ func sweep() (n int, held bool) {
 		if err != nil || got != pid {
 			// Not ours to reap after all: leave the rest to the next sweep.
 			blocked.Store(false)
-			return n, false
+			return n, 0
 		}
 		n++
 	}

@@ -28,8 +28,8 @@ func TestSweepStopsAtAnUncollectedCommand(t *testing.T) {
 	if got := waitable(); got != held.Process.Pid {
 		t.Fatalf("waitable() = %d, want the command's pid %d", got, held.Process.Pid)
 	}
-	if n, h := sweep(); n != 0 || !h || !blocked.Load() {
-		t.Fatalf("sweep() = %d, %v (blocked %v); want 0, true, true", n, h, blocked.Load())
+	if n, h := sweep(); n != 0 || h != held.Process.Pid || !blocked.Load() {
+		t.Fatalf("sweep() = %d, %d (blocked %v); want 0, %d, true", n, h, blocked.Load(), held.Process.Pid)
 	}
 	if st, _, ok := ReadStat(path); !ok || st != 'Z' {
 		t.Fatalf("the command's zombie is gone after sweep (state %q)", st)
@@ -47,7 +47,7 @@ func TestSweepStopsAtAnUncollectedCommand(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Wait did not wake the reaper")
 	}
-	if n, h := sweep(); n != 0 || h || blocked.Load() {
-		t.Fatalf("sweep() after Wait = %d, %v (blocked %v); want 0, false, false", n, h, blocked.Load())
+	if n, h := sweep(); n != 0 || h != 0 || blocked.Load() {
+		t.Fatalf("sweep() after Wait = %d, %d (blocked %v); want 0, 0, false", n, h, blocked.Load())
 	}
 }
