@@ -85,6 +85,9 @@ func listenValue(data []byte) (value string, found, ok bool) {
 			return "", false, false
 		}
 		if key != "listen" {
+			if strings.EqualFold(key, "listen") {
+				return "", false, false // "Listen": the server refuses it; the YAML library's reading is another
+			}
 			continue
 		}
 		if found {

@@ -64,6 +64,8 @@ var readListenCases = []struct{ file, want string }{
 	{"listen: !!str :1\n", ""},
 	{"listen: \":1\"\r\n", ""},
 	{" listen: \":1\"\n", ""},
+	{"Listen: \":1\"\n", ""},
+	{"LISTEN: \":1\"\nlisten: \":2\"\n", ""},
 	{"  # comment\nlisten: \":1\"\n", "127.0.0.1:1"},
 	{"listen: \"[fe80::1%eth0]:1\"\n", ""},
 	{"listen: [::1]:9000\n", ""},
