@@ -42,11 +42,8 @@ func run(args []string) int {
 		return 0
 	}
 	file, endpoint, timeout, ok := parseArgs(args)
-	if !ok {
-		return full(args, "")
-	}
-	if file == "" {
-		return full(args, "")
+	if !ok || file == "" {
+		return full(args, "") // the full program says what is wrong (a usage error, no config)
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {

@@ -178,12 +178,6 @@ func Reap(ctx context.Context, log *slog.Logger) {
 // /proc to see past them.
 const scanAfter = 10 * reapInterval
 
-// Sweep reaps every zombie child of this process that Start did not start
-// and returns how many it reaped. It reads /proc, so it sees every zombie
-// child, whatever the kernel would offer first; Reap does this only when
-// its cheaper sweep is held up.
-func Sweep() int { return scanSweep() }
-
 // sweep reaps the zombie children the kernel offers one after the other
 // (waitid(P_ALL, WNOWAIT) names one without reaping it), and returns how
 // many it reaped, and the pid of the started command's zombie it stopped

@@ -171,33 +171,38 @@ func resolve(helper, kubeconfig string) (string, error) {
 		args = append(args, "--kubeconfig", kubeconfig)
 	}
 	var stdout, stderr bytes.Buffer
-	if InProcess != nil {
-		if InProcess(ctx, args, ctxReader{ctx}, &stdout, &stderr) != 0 {
-			return "", errors.New(strings.TrimSpace(stderr.String()))
-		}
-		var r Resolved
-		if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-			return "", fmt.Errorf("%s resolve: bad answer %q: %v", helper, stdout.String(), err)
-		}
-		return r.Namespace, nil
-	}
-	cmd := exec.CommandContext(ctx, helper, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = time.Second
-	if err := proc.Start(cmd); err != nil {
-		return "", fmt.Errorf("%s: %v", helper, err)
-	}
-	if err := proc.Wait(cmd); err != nil {
+	if err := runResolve(ctx, helper, args, &stdout, &stderr); err != nil {
 		if msg := strings.TrimSpace(stderr.String()); msg != "" {
 			return "", errors.New(msg)
 		}
-		return "", fmt.Errorf("%s resolve: %v", helper, err)
+		return "", err
 	}
 	var r Resolved
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
 		return "", fmt.Errorf("%s resolve: bad answer %q: %v", helper, stdout.String(), err)
 	}
 	return r.Namespace, nil
+}
+
+// runResolve runs the helper's resolve command, in process (InProcess) or
+// as the helper process, writing its output to stdout and stderr.
+func runResolve(ctx context.Context, helper string, args []string, stdout, stderr *bytes.Buffer) error {
+	if InProcess != nil {
+		if code := InProcess(ctx, args, ctxReader{ctx}, stdout, stderr); code != 0 {
+			return fmt.Errorf("%s resolve: exit status %d", helper, code)
+		}
+		return nil
+	}
+	cmd := exec.CommandContext(ctx, helper, args...)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.WaitDelay = time.Second
+	if err := proc.Start(cmd); err != nil {
+		return fmt.Errorf("%s: %v", helper, err)
+	}
+	if err := proc.Wait(cmd); err != nil {
+		return fmt.Errorf("%s resolve: %v", helper, err)
+	}
+	return nil
 }
 
 func defaultNamespace(kubeNS string) string {
