@@ -100,8 +100,13 @@ func FuzzReadListen(f *testing.F) {
 			t.Fatal(err)
 		}
 		want, err := oneshot.ListenOf(path)
-		if err == nil && want != got.String() {
-			t.Fatalf("ReadListen(%q) = %v, but the YAML library reads %q (%v)", data, got, want, err)
+		if err != nil {
+			return
+		}
+		// The same address in another spelling ("[::A]:1" and
+		// "[::a]:1") is the same server: compare what is dialled.
+		if w, perr := netip.ParseAddrPort(want); perr != nil || w != got {
+			t.Fatalf("ReadListen(%q) = %v, but the YAML library reads %q (%v)", data, got, want, perr)
 		}
 	})
 }
