@@ -15,7 +15,9 @@
 //   - probes per second run against planned (n ÷ period);
 //   - schedule jitter: a run's start minus its planned start (the previous
 //     run's end plus the period), from healthbridge's own result times;
-//   - VmRSS, RssAnon, threads and goroutines at the end of the window;
+//   - the working set (each process runs in a memory cgroup of its own when
+//     run as root: usage − inactive file, as the kubelet counts), VmRSS,
+//     RssAnon, threads and goroutines at the end of the window;
 //   - /readyz latency p50/p99 polled every 10 ms during the window;
 //   - one /metrics scrape: time and size;
 //   - sockets left in TIME_WAIT towards the targets;
@@ -51,6 +53,7 @@ import (
 	"time"
 
 	"github.com/healthbridge/healthbridge/bench/internal/measure"
+	"github.com/healthbridge/healthbridge/internal/cgmem"
 	"github.com/healthbridge/healthbridge/internal/probe"
 )
 
@@ -145,20 +148,55 @@ func run(kind string, n int, period, window time.Duration, rounds int, bin, tags
 
 // floorRound runs the floor process and returns its CPU seconds per probe.
 func floorRound(self, kind string, n int, period, window time.Duration, addrs []string) (float64, error) {
-	cmd := exec.Command(self, "-floor", "-kind", kind, "-n", strconv.Itoa(n), "-period", period.String(),
-		"-window", window.String(), "-addrs", strings.Join(addrs, ","))
+	args := []string{"-floor", "-kind", kind, "-n", strconv.Itoa(n), "-period", period.String(),
+		"-window", window.String(), "-addrs", strings.Join(addrs, ",")}
+	cg, cmd := inCgroup("floor", self, args...)
+	if cg != nil {
+		defer cg.Remove()
+	}
 	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
+	in, _ := cmd.StdinPipe() // it exits when this closes, after the reading
+	outPipe, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	out, _ := bufio.NewReader(outPipe).ReadString('\n')
+	ws := workingSet(cg)
+	in.Close()
+	if err := cmd.Wait(); err != nil {
 		return 0, err
 	}
 	var cpu float64
 	var ops int
-	if _, err := fmt.Sscan(string(out), &cpu, &ops); err != nil || ops == 0 {
+	if _, err := fmt.Sscan(out, &cpu, &ops); err != nil || ops == 0 {
 		return 0, fmt.Errorf("floor output %q", out)
 	}
-	fmt.Printf("  floor: %d probes in the window (%.0f/s), %.2f s CPU\n", ops, float64(ops)/window.Seconds(), cpu)
+	fmt.Printf("  floor: %d probes in the window (%.0f/s), %.2f s CPU; %s\n", ops, float64(ops)/window.Seconds(), cpu, ws)
 	return cpu / float64(ops), nil
+}
+
+// inCgroup is the command name args, in a memory cgroup of its own when
+// one can be made (root), so that its working set can be read as the
+// kubelet reads a container's; otherwise (nil cgroup) a plain command.
+func inCgroup(name, bin string, args ...string) (*cgmem.Group, *exec.Cmd) {
+	cg, err := cgmem.New("scale-" + name)
+	if err != nil {
+		return nil, exec.Command(bin, args...)
+	}
+	return cg, cg.Command(bin, args...)
+}
+
+// workingSet describes cg's working set (cgroup usage − inactive file)
+// and anonymous memory, or says why there is none.
+func workingSet(cg *cgmem.Group) string {
+	if cg == nil {
+		return "working set: no memory cgroup (not root?)"
+	}
+	u, err := cg.Read()
+	if err != nil {
+		return "working set: " + err.Error()
+	}
+	return fmt.Sprintf("working set %.1f MB (anon %.1f MB)", u.WorkingSet/1e6, u.Anon/1e6)
 }
 
 // runFloor is the bare loop: n goroutines, started 1 ms apart (as
@@ -223,6 +261,7 @@ func runFloor(kind string, n int, period, window time.Duration, addrs []string) 
 	cancel()
 	wg.Wait()
 	fmt.Println(c1-c0, got)
+	_, _ = io.Copy(io.Discard, os.Stdin) // the caller reads the working set first
 	return nil
 }
 
@@ -267,7 +306,10 @@ func hbRound(bin, kind string, n int, period, window time.Duration, addrs []stri
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
 		return 0, err
 	}
-	cmd := exec.Command(bin, "--config", cfg, "--log-level", "warn")
+	cg, cmd := inCgroup("healthbridge", bin, "--config", cfg, "--log-level", "warn")
+	if cg != nil {
+		defer cg.Remove()
+	}
 	cmd.Stderr = os.Stderr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -310,6 +352,7 @@ func hbRound(bin, kind string, n int, period, window time.Duration, addrs []stri
 	cpu1 := measure.CPU(pid, true)
 	windowEnd := time.Now()
 	status := measure.Status(pid) // before the scrape, whose buffers add to it
+	ws := workingSet(cg)
 	t := time.Now()
 	runs1, metricsBytes, err := scrapeRuns(client, base)
 	if err != nil {
@@ -334,8 +377,8 @@ func hbRound(bin, kind string, n int, period, window time.Duration, addrs []stri
 	after := measure.Status(pid)
 	fmt.Printf("  probes: %.0f/s run, %.0f/s planned; CPU %.2f s in %v = %.0f µs per probe (%.1f%% of one core)\n",
 		float64(probes)/window.Seconds(), float64(n)/period.Seconds(), cpu1-cpu0, window, (cpu1-cpu0)/float64(probes)*1e6, (cpu1-cpu0)/window.Seconds()*100)
-	fmt.Printf("  memory: VmRSS %s, RssAnon %s (after a /metrics scrape: VmRSS %s); threads %s, goroutines %s\n",
-		status["VmRSS"], status["RssAnon"], after["VmRSS"], status["Threads"], goroutines)
+	fmt.Printf("  memory: %s; VmRSS %s, RssAnon %s (after a /metrics scrape: VmRSS %s); threads %s, goroutines %s\n",
+		ws, status["VmRSS"], status["RssAnon"], after["VmRSS"], status["Threads"], goroutines)
 	fmt.Printf("  /readyz latency while probing (%d requests, 10 ms apart): p50 %v p99 %v max %v\n", len(lat), pct(lat, 50), pct(lat, 99), slices.Max(lat).Round(10*time.Microsecond))
 	fmt.Printf("  /metrics scrape: %v, %d bytes\n", scrape.Round(time.Millisecond), metricsBytes)
 	if took, n, err := scrapeSize(client, base+"/metrics"); err == nil {
