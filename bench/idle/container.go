@@ -73,9 +73,9 @@ func runContainers(dir string, settle time.Duration, rounds int) error {
 		{name: "lean, exec, + HEALTHCHECK", bin: lean, args: []string{"--config", "/etc/healthbridge.yaml"}, config: execCheck, hc: shippedHC, files: hcBin},
 		{name: "lean, exec, + HC (full prog)", bin: lean, args: []string{"--config", "/etc/healthbridge.yaml"}, config: execCheck, hc: fullHC},
 		{name: "lean, exec, + HC (wget)", bin: lean, args: []string{"--config", "/etc/healthbridge.yaml"}, config: execCheck, hc: wgetHC},
-		{name: "lean, exec true, GOGC=100", bin: lean, args: []string{"--config", "/etc/healthbridge.yaml"}, config: execCheck, env: []string{"GOGC=100"}},
+		{name: "lean, exec true, GOGC=50", bin: lean, args: []string{"--config", "/etc/healthbridge.yaml"}, config: execCheck, env: []string{"GOGC=50"}},
 		{name: "full, exec+tcp+http", bin: full, args: []string{"--config", "/etc/healthbridge.yaml"}, config: threeKinds},
-		{name: "full, 3 kinds, GOGC=100", bin: full, args: []string{"--config", "/etc/healthbridge.yaml"}, config: threeKinds, env: []string{"GOGC=100"}},
+		{name: "full, 3 kinds, GOGC=50", bin: full, args: []string{"--config", "/etc/healthbridge.yaml"}, config: threeKinds, env: []string{"GOGC=50"}},
 		{name: "full, exec+tcp+http, + HC", bin: full, args: []string{"--config", "/etc/healthbridge.yaml"}, config: threeKinds, hc: shippedHC, files: hcBin},
 		{name: "run -- sleep (init)", bin: full, args: []string{"run", "--", "/bin/sleep", "1000000"}},
 	}

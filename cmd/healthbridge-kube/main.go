@@ -26,7 +26,7 @@ import (
 )
 
 func main() {
-	idlegc.SetGCPercent() // the same memory policy as healthbridge
+	_, _ = idlegc.SetMemoryLimit() // GOMEMLIMIT from the container's limit; no limit to read changes nothing
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	code := helper.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, true)
 	stop()

@@ -38,7 +38,7 @@ const (
 )
 
 func main() {
-	idlegc.SetGCPercent()
+	_, _ = idlegc.SetMemoryLimit() // GOMEMLIMIT from the container's limit; no limit to read changes nothing
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

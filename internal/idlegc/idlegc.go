@@ -2,7 +2,7 @@
 // system.
 //
 // Go's collector lets the heap grow to its goal before it collects, and
-// the goal is at least 4 MB × GOGC/100: 2 MB at healthbridge's GOGC of 50.
+// the goal is at least 4 MB × GOGC/100.
 // A sidecar's live heap is well under 1 MB, and at one check a second the
 // headroom fills with garbage within a minute and stays resident between
 // collections: bench/idle measured the RssAnon of the lean build growing
@@ -21,27 +21,38 @@ package idlegc
 import (
 	"context"
 	"log/slog"
-	"os"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
 )
 
-// DefaultGOGC is the garbage collector's target every healthbridge
-// process (healthbridge in each mode, its kubernetesPod helper) runs with
-// unless $GOGC says otherwise: 50, not Go's 100. A sidecar's live heap is
-// small and its memory is multiplied by every pod: halving the headroom
-// the collector leaves above the live heap costs little CPU (measured with
-// bench/scale: 10,000 checks at 1,000 probes/s stay at the bare dial loop's
-// CPU per probe) and lowers resident memory (there, from 63 MB to 54 MB).
-const DefaultGOGC = 50
+// MemoryLimitRatio is the share of its container's memory limit that a
+// healthbridge process gives Go's collector as a soft limit (GOMEMLIMIT):
+// near the limit the collector runs as often as it must to stay under it,
+// instead of letting the heap double (GOGC 100) into an OOM kill. The rest
+// is left for what the collector does not govern (stacks, the binary's
+// pages, a child's memory).
+const MemoryLimitRatio = 0.9
 
-// SetGCPercent applies DefaultGOGC unless $GOGC is set. Call it first in
-// main.
-func SetGCPercent() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(DefaultGOGC)
-	}
+// SetMemoryLimit sets Go's soft memory limit to MemoryLimitRatio × the
+// memory limit of the cgroup the process runs in (v1 memory.limit_in_bytes
+// or v2 memory.max, read with github.com/KimMachineGun/automemlimit), unless
+// $GOMEMLIMIT is set, which wins as the runtime reads it
+// ($AUTOMEMLIMIT=off turns this off; a number in (0, 1] replaces the
+// ratio, as the library defines). The collector's
+// target stays Go's GOGC 100 unless $GOGC says otherwise: an idle
+// healthbridge collects every Interval anyway, and under load GOGC 100
+// costs less CPU for a few MB more (bench/scale, bench/readyz). With no
+// limit (none set, or no cgroup to read) nothing changes. It returns the
+// limit in effect, in bytes (math.MaxInt64: none), and an error when the
+// cgroup could not be read (then nothing changed). Call it first in main.
+func SetMemoryLimit() (int64, error) {
+	return memlimit.Set(
+		memlimit.WithRatio(MemoryLimitRatio),
+		memlimit.WithProvider(memlimit.FromCgroup),
+	)
 }
 
 const (

@@ -2,10 +2,17 @@ package idlegc
 
 import (
 	"context"
+	"fmt"
+	"math"
+	"os"
 	"runtime"
+	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/healthbridge/healthbridge/internal/cgmem"
 )
 
 func TestQuiet(t *testing.T) {
@@ -79,4 +86,54 @@ func TestAllocatedCounts(t *testing.T) {
 	if after := Allocated(); after-before < 1<<20 {
 		t.Fatalf("Allocated grew by %d after a 1 MiB allocation", after-before)
 	}
+}
+
+// TestSetMemoryLimitFollowsTheCgroup runs this test binary in a memory
+// cgroup limited to 200 MiB, as a container runtime would, and reads the
+// soft limit SetMemoryLimit gave Go's collector: 90 % of it; with
+// $GOMEMLIMIT set, the variable's; with $AUTOMEMLIMIT=off, none.
+func TestSetMemoryLimitFollowsTheCgroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("a memory cgroup needs root")
+	}
+	cg, err := cgmem.New("idlegc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cg.Remove() })
+	const limit = 200 << 20
+	if err := cg.SetLimit(limit); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		env  string
+		want int64
+	}{
+		{"", int64(MemoryLimitRatio * limit)},
+		{"GOMEMLIMIT=50MiB", 50 << 20},
+		{"AUTOMEMLIMIT=off", math.MaxInt64},
+	} {
+		cmd := cg.Command(os.Args[0], "-test.run=^TestSetMemoryLimitFollowsTheCgroup$")
+		cmd.Env = append(os.Environ(), "IDLEGC_HELPER=1", c.env)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", c.env, err, out)
+		}
+		got, _, _ := strings.Cut(string(out), "\n")
+		if got != fmt.Sprint("limit ", c.want) {
+			t.Errorf("with %q in a cgroup of %d bytes: %q, want limit %d", c.env, limit, out, c.want)
+		}
+	}
+}
+
+func TestMain(m *testing.M) {
+	if os.Getenv("IDLEGC_HELPER") == "1" {
+		_, err := SetMemoryLimit()
+		fmt.Printf("limit %d\n", debug.SetMemoryLimit(-1))
+		if err != nil {
+			fmt.Println("error:", err)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
 }
