@@ -8,8 +8,10 @@
 // With -wrk the load comes from wrk (an external load generator, which a
 // Go client's own CPU cannot blur) and the figure is the server's CPU per
 // request: utime+stime of the server process ÷ requests served, with
-// keep-alive and with "Connection: close", as a ratio to the bare
-// handler's.
+// keep-alive and with "Connection: close", as a ratio to two floors: the
+// bare handler's, and the same handler setting Cache-Control: no-store in a
+// server with healthbridge's four timeouts (what any health endpoint that
+// must not be cached and must not be held open by a slow client costs).
 //
 // Both servers run as separate processes (the load generator would
 // otherwise steal their CPU unevenly): healthbridge with a config of three
@@ -39,6 +41,7 @@ import (
 
 func main() {
 	bare := flag.String("serve-bare", "", "internal: serve a bare ok handler on this address")
+	matched := flag.Bool("matched", false, "internal: with -serve-bare, set Cache-Control: no-store and healthbridge's four server timeouts")
 	n := flag.Int("n", 200000, "requests per round")
 	c := flag.Int("c", 16, "concurrent keep-alive connections")
 	rounds := flag.Int("rounds", 3, "rounds per server")
@@ -53,7 +56,7 @@ func main() {
 		loadWith = nil
 	}
 	if *bare != "" {
-		serveBare(*bare)
+		serveBare(*bare, *matched)
 		return
 	}
 	if err := run(*n, *c, *rounds, *maxDur); err != nil {
@@ -62,10 +65,21 @@ func main() {
 	}
 }
 
-func serveBare(addr string) {
+// serveBare serves "ok" on addr. matched: the handler also sets
+// Cache-Control: no-store and the server the four timeouts healthbridge's
+// has (ReadHeaderTimeout 5 s, ReadTimeout and WriteTimeout 10 s,
+// IdleTimeout 60 s) — the floor a health endpoint that protects itself the
+// same way costs.
+func serveBare(addr string, matched bool) {
 	srv := &http.Server{Addr: addr, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ok")
 	})}
+	if matched {
+		srv = &http.Server{Addr: addr, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "no-store")
+			_, _ = io.WriteString(w, "ok")
+		}), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
+	}
 	fmt.Fprintln(os.Stderr, "msg=serving addr="+addr)
 	_ = srv.ListenAndServe()
 }
@@ -127,7 +141,22 @@ func run(n, c, rounds int, maxDur time.Duration) error {
 	}
 
 	if loadWith != nil {
-		return cpuRounds("http://"+bareAddr+"/readyz", bareCmd.Process.Pid, "http://"+hbAddr+"/readyz", hbCmd.Process.Pid, rounds)
+		matchedAddr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		matchedCmd, err := startServer(self, "-serve-bare", matchedAddr, "-matched")
+		if err != nil {
+			return err
+		}
+		defer matchedCmd.Process.Kill()
+		if err := waitFor("http://"+matchedAddr+"/readyz", 200, 20*time.Second); err != nil {
+			return err
+		}
+		return cpuRounds([]floor{
+			{"bare", "http://" + bareAddr + "/readyz", bareCmd.Process.Pid},
+			{"bare + no-store + timeouts", "http://" + matchedAddr + "/readyz", matchedCmd.Process.Pid},
+		}, "http://"+hbAddr+"/readyz", hbCmd.Process.Pid, rounds)
 	}
 	var bareRates, hbRates []float64
 	for r := 0; r < rounds; r++ {
@@ -229,29 +258,46 @@ var loadWith func(url string, pid int, keepAlive bool) (cpuPerReq, reqs float64,
 
 // cpuRounds alternates bare and healthbridge, keep-alive then
 // Connection: close, and prints server CPU per request as ratios.
-func cpuRounds(bareURL string, barePid int, hbURL string, hbPid int, rounds int) error {
+// floor is a bare server cpuRounds compares healthbridge with.
+type floor struct {
+	name, url string
+	pid       int
+}
+
+func cpuRounds(floors []floor, hbURL string, hbPid int, rounds int) error {
 	for _, keepAlive := range []bool{true, false} {
 		mode := "keep-alive"
 		if !keepAlive {
 			mode = "Connection: close"
 		}
-		var ratios []float64
+		ratios := make([][]float64, len(floors))
 		for r := 0; r < rounds; r++ {
-			b, bn, err := loadWith(bareURL, barePid, keepAlive)
-			if err != nil {
-				return err
+			var line strings.Builder
+			cpu := make([]float64, len(floors))
+			for i, f := range floors {
+				b, bn, err := loadWith(f.url, f.pid, keepAlive)
+				if err != nil {
+					return err
+				}
+				cpu[i] = b
+				fmt.Fprintf(&line, "%s %.1f µs (%.0f req), ", f.name, b*1e6, bn)
 			}
 			h, hn, err := loadWith(hbURL, hbPid, keepAlive)
 			if err != nil {
 				return err
 			}
-			ratios = append(ratios, h/b)
-			fmt.Printf("round %d, %s: server CPU per request: bare %.1f µs (%.0f req), healthbridge /readyz %.1f µs (%.0f req), ratio %.3f\n",
-				r+1, mode, b*1e6, bn, h*1e6, hn, h/b)
+			fmt.Fprintf(&line, "healthbridge /readyz %.1f µs (%.0f req)", h*1e6, hn)
+			for i, f := range floors {
+				ratios[i] = append(ratios[i], h/cpu[i])
+				fmt.Fprintf(&line, ", ratio to %s %.3f", f.name, h/cpu[i])
+			}
+			fmt.Printf("round %d, %s: server CPU per request: %s\n", r+1, mode, line.String())
 		}
-		s := append([]float64(nil), ratios...)
-		sort.Float64s(s)
-		fmt.Printf("server CPU per request, healthbridge/bare, %s: min %.3f median %.3f max %.3f\n", mode, s[0], measure.Median(s), s[len(s)-1])
+		for i, f := range floors {
+			s := append([]float64(nil), ratios[i]...)
+			sort.Float64s(s)
+			fmt.Printf("server CPU per request, healthbridge/%s, %s: min %.3f median %.3f max %.3f\n", f.name, mode, s[0], measure.Median(s), s[len(s)-1])
+		}
 	}
 	return nil
 }
