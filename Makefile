@@ -9,7 +9,7 @@ image:
 image-lean:
 	deploy/build-image.sh --lean healthbridge:lean
 probe:
-	CGO_ENABLED=0 go build -tags "lean nethttpomithttp2" -trimpath -ldflags="-s -w" -o healthbridge-probe ./cmd/healthbridge-probe
+	CGO_ENABLED=0 go build -tags "lean nethttpomithttp2" -trimpath -gcflags=all=-l -ldflags="-s -w" -o healthbridge-probe ./cmd/healthbridge-probe
 release:
 	deploy/release.sh $(VERSION)
 bench:

@@ -49,7 +49,7 @@ func run(n int) error {
 	hbp := filepath.Join(dir, "healthbridge-probe")
 	for _, b := range [][]string{
 		{"-o", hb, "./cmd/healthbridge"},
-		{"-tags", "lean nethttpomithttp2", "-o", hbp, "./cmd/healthbridge-probe"},
+		{"-tags", "lean nethttpomithttp2", "-gcflags=all=-l", "-o", hbp, "./cmd/healthbridge-probe"},
 	} {
 		build := exec.Command("go", append([]string{"build", "-trimpath", "-ldflags=-s -w"}, b...)...)
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -32,6 +32,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return cli.Check(args[1:], stdout, stderr)
 		case "healthcheck":
 			return cli.Healthcheck(args[1:], stdout, stderr)
+		case "wait":
+			return cli.Wait(args[1:], stdout, stderr)
 		case "probe": // `healthbridge-probe probe tcp …` reads as the full binary's
 			args = args[1:]
 		case "version", "--version":
@@ -41,6 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprint(stdout, cli.ProbeUsage())
 			fmt.Fprintln(stdout, "\nAlso:\n  healthbridge-probe check --config FILE [--role R] [-v]        every check of FILE, once\n"+
 				"  healthbridge-probe healthcheck [--config FILE] [--endpoint E]   ask the healthbridge serving FILE for /livez\n"+
+				"  healthbridge-probe wait [flags] TARGET... [-- CMD ...]         wait until every target passes, then exec CMD\n"+
 				"  healthbridge-probe version")
 			return oneshot.ExitHealthy
 		}

@@ -53,6 +53,7 @@ Usage:
   healthbridge check --config FILE [--role R]  run every check of FILE once
   healthbridge healthcheck [--config FILE] ask the healthbridge serving FILE for /livez (the image's HEALTHCHECK)
   healthbridge run [--config FILE] -- CMD …  run CMD as init (tini-like), with the checks when configured
+  healthbridge wait [flags] TARGET… [-- CMD …]  wait until tcp://, http(s)://, grpc://… targets pass, then exec CMD
   healthbridge version                     print the version
   healthbridge -cmd "ls /tmp/x" [-url /healthz] [-period 2s] [-latency 30s] [-port 8080] [-quiet] [-output]
                                            exechealthz drop-in mode
@@ -94,6 +95,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return oneshot.Full.Check(args[1:], stdout, stderr)
 		case "healthcheck":
 			return oneshot.Full.Healthcheck(args[1:], stdout, stderr)
+		case "wait":
+			return oneshot.Full.Wait(args[1:], stdout, stderr)
 		case "version", "--version", "-version":
 			fmt.Fprintln(stdout, "healthbridge", probe.BuildInfo())
 			return exitOK

@@ -114,6 +114,34 @@ func (c CLI) Probe(args []string, stdout, stderr io.Writer) int {
 			break
 		}
 	}
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			fmt.Fprint(stdout, c.ProbeUsage()) // asked for: stdout, exit 0
+			return ExitHealthy
+		}
+	}
+	o, err := build(args, command)
+	if err != nil {
+		return fail(err)
+	}
+	r := runOne(o.p, o.timeout)
+	return report(stdout, stderr, o.what, r, o.verbose)
+}
+
+// oneProbe is a probe built from a one-shot command line.
+type oneProbe struct {
+	p       probe.Prober
+	what    string // the target, for messages
+	timeout time.Duration
+	verbose bool
+}
+
+// build builds the probe of a `healthbridge probe` command line: args
+// before "--", command after it (nil: no "--"). The kind is chosen by the
+// first argument that is not a flag (kinds.ForWord); the common flags
+// (--timeout, -v) and the kind's own are then parsed with pflag, anywhere
+// among the arguments. Its errors are usage errors.
+func build(args, command []string) (oneProbe, error) {
 	// The kind is the first argument that names one; flags and their
 	// values may come before it ("--timeout 5s exec -- …").
 	var (
@@ -122,9 +150,6 @@ func (c CLI) Probe(args []string, stdout, stderr io.Writer) int {
 	)
 	for _, a := range args {
 		switch {
-		case a == "-h" || a == "-help" || a == "--help":
-			fmt.Fprint(stdout, c.ProbeUsage()) // asked for: stdout, exit 0
-			return ExitHealthy
 		case strings.HasPrefix(a, "-") || kind != nil:
 		default:
 			if first == "" {
@@ -135,36 +160,35 @@ func (c CLI) Probe(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case kind == nil && first != "":
-		return fail(fmt.Errorf("unknown probe %q: want %s", first, words()))
+		return oneProbe{}, fmt.Errorf("unknown probe %q: want %s", first, words())
 	case kind == nil:
-		return fail(errors.New("what to probe is missing"))
+		return oneProbe{}, errors.New("what to probe is missing")
 	}
 	// pflag: flags anywhere among the arguments, as GNU tools (and
 	// kubectl) take them.
-	fs := pflag.NewFlagSet(c.ProbeCmd, pflag.ContinueOnError)
+	fs := pflag.NewFlagSet("probe", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	timeout := fs.Duration("timeout", DefaultTimeout, "bound on the whole probe")
 	verbose := fs.BoolP("verbose", "v", false, "print detail, also on success")
-	build := kind.OneShot.Flags(fs)
+	builder := kind.OneShot.Flags(fs)
 	if err := fs.Parse(args); err != nil {
-		return fail(err)
+		return oneProbe{}, err
 	}
 	pos := fs.Args()
 	if *timeout <= 0 {
-		return fail(fmt.Errorf("--timeout: must be > 0, got %v", *timeout))
+		return oneProbe{}, fmt.Errorf("--timeout: must be > 0, got %v", *timeout)
 	}
 	if len(pos) == 0 || kinds.ForWord(pos[0]) != kind {
-		return fail(fmt.Errorf("unknown probe %q: want %s", first, words()))
+		return oneProbe{}, fmt.Errorf("unknown probe %q: want %s", first, words())
 	}
 	if command != nil && kind.Name != "exec" {
-		return fail(errors.New(`arguments after "--" are only for exec`))
+		return oneProbe{}, errors.New(`arguments after "--" are only for exec`)
 	}
-	p, what, err := build(probe.Args{Pos: pos, Command: command, Timeout: *timeout, Deps: probe.Deps{UserAgent: UserAgent}})
+	p, what, err := builder(probe.Args{Pos: pos, Command: command, Timeout: *timeout, Deps: probe.Deps{UserAgent: UserAgent}})
 	if err != nil {
-		return fail(err)
+		return oneProbe{}, err
 	}
-	r := runOne(p, *timeout)
-	return report(stdout, stderr, what, r, *verbose)
+	return oneProbe{p: p, what: what, timeout: *timeout, verbose: *verbose}, nil
 }
 
 // words lists what may follow `healthbridge probe`.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -60,6 +61,31 @@ type OneShot struct {
 	// The builder returns the prober and a short description of the target
 	// for messages; its errors are usage errors.
 	Flags func(fs *pflag.FlagSet) func(a Args) (Prober, string, error)
+	// Schemes are the URL schemes that select the kind as a target of
+	// `healthbridge wait` ("tcp" for tcp://HOST:PORT); none: not a wait
+	// target.
+	Schemes []string
+	// Target turns such a URL into the kind's positional arguments, as
+	// they would follow `healthbridge probe` (tcp://db:5432 → "tcp",
+	// "db:5432"); the URL's query parameters become the kind's flags
+	// (?unit=web → --unit=web) without the kind's help. Its errors name
+	// what is wrong with the URL.
+	Target func(u *url.URL) ([]string, error)
+}
+
+// HostTarget is the Target of a kind whose one positional argument after
+// its word is HOST:PORT (tcp://db:5432 → word "db:5432"): the URL must
+// have a port and no path.
+func HostTarget(word string) func(u *url.URL) ([]string, error) {
+	return func(u *url.URL) ([]string, error) {
+		if u.Port() == "" || u.Hostname() == "" {
+			return nil, fmt.Errorf("want %s://HOST:PORT", u.Scheme)
+		}
+		if u.Path != "" && u.Path != "/" {
+			return nil, fmt.Errorf("%s://HOST:PORT takes no path, got %q", u.Scheme, u.Path)
+		}
+		return []string{word, u.Host}, nil
+	}
 }
 
 // Args are what `healthbridge probe` hands a kind's one-shot builder.

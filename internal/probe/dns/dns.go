@@ -19,6 +19,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -43,7 +44,15 @@ var Kind = probe.Kind{
 	},
 	New: func(c *config.Check, _ probe.Deps) (probe.Prober, error) { return New(c.DNS) },
 	OneShot: &probe.OneShot{
-		Words: []string{"dns"},
+		Words:   []string{"dns"},
+		Schemes: []string{"dns"},
+		// dns://NAME: the name to resolve (?type=AAAA&server=HOST:PORT).
+		Target: func(u *url.URL) ([]string, error) {
+			if u.Host == "" || (u.Path != "" && u.Path != "/") {
+				return nil, errors.New("want dns://NAME")
+			}
+			return []string{"dns", u.Host}, nil
+		},
 		Usage: "dns NAME [--server HOST:PORT] [--type A|AAAA|CNAME|MX|NS|TXT] [--expect VALUE] [--timeout 5s] [-v]",
 		Flags: func(fs *pflag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
 			var a config.DNSAction

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -42,7 +44,19 @@ var Kind = probe.Kind{
 	},
 	New: New,
 	OneShot: &probe.OneShot{
-		Words: []string{"grpc"},
+		Words:   []string{"grpc"},
+		Schemes: []string{"grpc"},
+		// grpc://HOST:PORT[/SERVICE]: the path is the service name.
+		Target: func(u *url.URL) ([]string, error) {
+			if u.Port() == "" || u.Hostname() == "" {
+				return nil, errors.New("want grpc://HOST:PORT[/SERVICE]")
+			}
+			args := []string{"grpc", u.Host}
+			if svc := strings.TrimPrefix(u.Path, "/"); svc != "" {
+				args = append(args, "--service", svc)
+			}
+			return args, nil
+		},
 		Usage: "grpc HOST:PORT [--service NAME] [--tls] [--insecure] [--ca FILE] [--server-name N] [--cert FILE --key FILE] [-v]",
 		Flags: func(fs *pflag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
 			service := fs.String("service", "", "the service name sent in HealthCheckRequest")

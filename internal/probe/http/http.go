@@ -62,9 +62,11 @@ var Kind = probe.Kind{
 	Validate: validate,
 	New:      New,
 	OneShot: &probe.OneShot{
-		Words: []string{"http://", "https://"},
-		Usage: "http(s)://HOST:PORT/PATH [--header K:V]... [--timeout 5s] [--insecure] [--ca FILE] [--server-name N] [--cert FILE --key FILE] [-v]",
-		Flags: oneShot,
+		Words:   []string{"http://", "https://"},
+		Schemes: []string{"http", "https"},
+		Target:  func(u *url.URL) ([]string, error) { return []string{u.String()}, nil },
+		Usage:   "http(s)://HOST:PORT/PATH [--header K:V]... [--timeout 5s] [--insecure] [--ca FILE] [--server-name N] [--cert FILE --key FILE] [-v]",
+		Flags:   oneShot,
 	},
 }
 

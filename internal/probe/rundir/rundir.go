@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -53,7 +54,15 @@ var Kind = probe.Kind{
 	},
 	New: New,
 	OneShot: &probe.OneShot{
-		Words: []string{"rundir"},
+		Words:   []string{"rundir"},
+		Schemes: []string{"rundir"},
+		// rundir:///PATH?unit=UNIT: the run directory is the path.
+		Target: func(u *url.URL) ([]string, error) {
+			if u.Host != "" || u.Path == "" {
+				return nil, errors.New("want rundir:///PATH?unit=UNIT (three slashes: the path is absolute)")
+			}
+			return []string{"rundir", u.Path}, nil
+		},
 		Usage: "rundir PATH --unit UNIT [--no-pid] [--max-age 30s] [-v]",
 		Flags: func(fs *pflag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
 			unit := fs.String("unit", "", "the unit name")

@@ -23,8 +23,10 @@ var Kind = probe.Kind{
 	},
 	New: New,
 	OneShot: &probe.OneShot{
-		Words: []string{"tcp"},
-		Usage: "tcp HOST:PORT [--timeout 5s] [-v]",
+		Words:   []string{"tcp"},
+		Schemes: []string{"tcp"},
+		Target:  probe.HostTarget("tcp"),
+		Usage:   "tcp HOST:PORT [--timeout 5s] [-v]",
 		Flags: func(*pflag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
 			return func(a probe.Args) (probe.Prober, string, error) {
 				if len(a.Pos) != 2 {

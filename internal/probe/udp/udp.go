@@ -61,8 +61,10 @@ var Kind = probe.Kind{
 		return New(config.HostPort(u.Host, int(u.Port)), payload, u.Expect)
 	},
 	OneShot: &probe.OneShot{
-		Words: []string{"udp"},
-		Usage: "udp HOST:PORT [--send TEXT | --send-hex HEX] [--expect REGEXP] [--timeout 5s] [-v]",
+		Words:   []string{"udp"},
+		Schemes: []string{"udp"},
+		Target:  probe.HostTarget("udp"),
+		Usage:   "udp HOST:PORT [--send TEXT | --send-hex HEX] [--expect REGEXP] [--timeout 5s] [-v]",
 		Flags: func(fs *pflag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
 			send := fs.String("send", "", "the datagram to send; Go escapes are read: \\n, \\t, \\xff (one byte), \\u00e9 (UTF-8)")
 			sendHex := fs.String("send-hex", "", "the datagram to send, as hexadecimal digits (two per byte)")
