@@ -309,3 +309,39 @@ func TestWaitUsageErrors(t *testing.T) {
 		t.Fatalf("a missing command: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// TestWaitForAConfigsRole: --config waits for the role's verdict with the
+// checks' own thresholds (successThreshold 2 needs two passing runs), and
+// leaves out checks of other roles.
+func TestWaitForAConfigsRole(t *testing.T) {
+	dir := t.TempDir()
+	flag := filepath.Join(dir, "up")
+	cfg := writeConfig(t, `checks:
+  - name: app
+    exec: {command: [test, -e, `+flag+`]}
+    periodSeconds: 1
+    successThreshold: 2
+    roles: [readiness]
+  - name: never
+    exec: {command: ["false"]}
+    roles: [liveness]
+`)
+	w := startWait(t, "--config", cfg, "--timeout", "0", "--", "sh", "-c", "echo ran")
+	w.await(t, "waiting for check app of --config "+cfg+" (role readiness): ")
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, rest := w.exit(t)
+	if code != 0 || w.stdout.String() != "ran\n" || !strings.Contains(rest, "ready: --config "+cfg+" (role readiness)") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, w.stdout.String(), rest)
+	}
+	// The liveness role has a check that never passes: a timeout, naming it.
+	code, _, stderr := runBinary(t, "wait", "--config", cfg, "--role", "liveness", "--timeout", "2s")
+	if code != 124 || !strings.Contains(stderr, "still waiting for: --config "+cfg+" (role liveness) (never ") {
+		t.Fatalf("liveness: exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = runBinary(t, "wait", "--config", cfg, "--role", "startup")
+	if code != 2 || !strings.Contains(stderr, "no check with the startup role") {
+		t.Fatalf("startup: exit %d, stderr %q", code, stderr)
+	}
+}

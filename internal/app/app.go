@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -23,27 +22,6 @@ import (
 	"github.com/healthbridge/healthbridge/internal/server"
 	"github.com/healthbridge/healthbridge/internal/state"
 )
-
-// specOf derives a check's one spec from its config and kind: the only
-// place config fields become the store's and the scheduler's view. The
-// phase is a random part of the period, fixed for the run.
-func specOf(c *config.Check, k *probe.Kind) state.Spec {
-	return state.Spec{
-		Name: c.Name, Kind: k.Name, ExitCodes: k.ExitCodes, Roles: c.Roles,
-		Policy: state.Policy{
-			SuccessThreshold: int(c.SuccessThreshold),
-			FailureThreshold: int(c.FailureThreshold),
-			StartPeriod:      c.StartPeriod(),
-		},
-		Timing: state.Timing{
-			InitialDelay:  c.InitialDelay(),
-			Period:        c.Period(),
-			StartInterval: c.StartInterval(),
-			Timeout:       c.Timeout(),
-			Phase:         time.Duration(rand.Int64N(int64(c.Period()))),
-		},
-	}
-}
 
 // shutdownTimeout bounds http.Server.Shutdown after the shutdown delay.
 const shutdownTimeout = 2 * time.Second
@@ -173,7 +151,7 @@ func Build(cfg *config.Config, opts Options) (*Sidecar, error) {
 			closers = append(closers, cl)
 		}
 		probers = append(probers, p)
-		specs = append(specs, specOf(c, k))
+		specs = append(specs, kinds.Spec(c, k))
 	}
 	if len(errs) > 0 {
 		closeAll(closers)

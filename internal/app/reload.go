@@ -126,7 +126,7 @@ func (s *Sidecar) reload(next *config.Config) (ReloadResult, error) {
 			continue
 		}
 		built = append(built, p)
-		probers[j], specs[j] = p, specOf(c, k)
+		probers[j], specs[j] = p, kinds.Spec(c, k)
 		if had {
 			res.Changed = append(res.Changed, c.Name)
 		} else {

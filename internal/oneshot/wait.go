@@ -18,8 +18,11 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
 	"github.com/healthbridge/healthbridge/internal/probe/kinds"
+	"github.com/healthbridge/healthbridge/internal/scheduler"
+	"github.com/healthbridge/healthbridge/internal/state"
 )
 
 // Wait's exit codes beyond ExitHealthy and ExitUsage.
@@ -57,6 +60,7 @@ func (c CLI) WaitUsage() string {
 	}
 	return `Usage:
   ` + c.Prog + ` wait [flags] TARGET... [-- COMMAND [ARG]...]
+  ` + c.Prog + ` wait --config FILE [--role readiness] [flags] [TARGET...] [-- COMMAND [ARG]...]
 
 Waits until every TARGET passes, trying them in parallel, then runs COMMAND in
 its place (exec: same process, signals reach it directly) or exits 0. A TARGET is
@@ -74,6 +78,8 @@ Flags:
   --probe-timeout D   bound on each try (default 5s, never past --timeout)
   --invert            wait until every target fails instead
   -q, --quiet         print nothing but errors
+  --config FILE       also wait until every check of FILE with --role (default readiness) is healthy, each on
+                      its own schedule and thresholds, as the sidecar judges it (ttl checks are left out)
 
 Exit: COMMAND's own status (or 0 without COMMAND) once every target passes; 124 on
 timeout; 2 for a bad target or flag (nothing is tried); 126/127 when COMMAND
@@ -162,6 +168,8 @@ func (c CLI) wait(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	invert := fs.Bool("invert", false, "")
 	quiet := fs.BoolP("quiet", "q", false, "")
 	help := fs.BoolP("help", "h", false, "")
+	file := fs.String("config", "", "")
+	roleName := fs.String("role", "", "")
 	if err := fs.Parse(args); err != nil {
 		return fail(err)
 	}
@@ -180,8 +188,18 @@ func (c CLI) wait(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fail(fmt.Errorf("--max-interval: must be ≥ --interval (%v), got %v", *interval, *maxInterval))
 	case *backoff != "" && *backoff != "exponential":
 		return fail(fmt.Errorf("--backoff: want exponential, got %q", *backoff))
-	case fs.NArg() == 0:
+	case fs.NArg() == 0 && *file == "":
 		return fail(errors.New("no TARGET to wait for"))
+	case *roleName != "" && *file == "":
+		return fail(errors.New("--role needs --config FILE"))
+	}
+	var cw *configWait
+	if *file != "" {
+		var err error
+		if cw, err = newConfigWait(*file, *roleName); err != nil {
+			fmt.Fprintln(stderr, c.Prog+" wait:", err)
+			return ExitUsage, nil
+		}
 	}
 	var targets []waitTarget
 	for _, arg := range fs.Args() {
@@ -199,7 +217,17 @@ func (c CLI) wait(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	w := waiter{stderr: stderr, quiet: *quiet, invert: *invert, interval: *interval, maxInterval: *maxInterval,
 		exponential: *backoff == "exponential", start: time.Now(), last: map[string]string{}, pending: make([]string, len(targets))}
+	if cw != nil {
+		w.pending = append(w.pending, "")
+	}
 	var wg sync.WaitGroup
+	if cw != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cw.await(ctx, &w, len(targets))
+		}()
+	}
 	for i, t := range targets {
 		wg.Add(1)
 		go func() {
@@ -388,4 +416,108 @@ func (w *waiter) pendingText() string {
 		}
 	}
 	return strings.Join(left, "; ")
+}
+
+// configWait waits for the verdict of one role of a config's checks, run
+// by the sidecar's own scheduler and judged by its own store: the same
+// periods, thresholds, start periods and startup gating.
+type configWait struct {
+	name   string // for messages: "--config FILE (role readiness)"
+	store  *state.Store
+	checks []scheduler.Check
+}
+
+// newConfigWait loads file and builds the probers of the checks of role
+// (default readiness). Its errors are usage errors naming the file and
+// field.
+func newConfigWait(file, roleName string) (*configWait, error) {
+	role := config.RoleReadiness
+	if roleName != "" {
+		r, err := config.ParseRole(roleName)
+		if err != nil {
+			return nil, fmt.Errorf("--role: %w", err)
+		}
+		role = r
+	}
+	cfg, err := kinds.Load(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	var probers []probe.Prober
+	var specs []state.Spec
+	for i := range cfg.Checks {
+		c := &cfg.Checks[i]
+		k := kinds.Of(c)
+		if !c.HasRole(role) || k == nil || k.Push != nil {
+			continue // a push check has nothing to ask
+		}
+		p, err := k.New(c, probe.Deps{UserAgent: UserAgent})
+		if err != nil {
+			return nil, fmt.Errorf("%s: checks[%d].%w", file, i, err)
+		}
+		probers = append(probers, p)
+		specs = append(specs, kinds.Spec(c, k))
+	}
+	if len(specs) == 0 {
+		return nil, fmt.Errorf("%s: no check with the %s role to wait for (ttl checks are left out)", file, role)
+	}
+	store := state.NewStore(specs, time.Now())
+	cw := &configWait{name: fmt.Sprintf("--config %s (role %s)", file, role), store: store}
+	for i, slot := range store.Slots() {
+		cw.checks = append(cw.checks, scheduler.Check{Slot: slot, Prober: probers[i], Inflight: new(scheduler.Inflight)})
+	}
+	return cw, nil
+}
+
+// await runs the checks until every one is healthy (with --invert:
+// unhealthy), by its own successThreshold and failureThreshold, or ctx
+// ends (then it records what is left as w.pending[i]), saying each
+// check's changes of status. It waits for the checks' status, not for the
+// role's verdict: a liveness verdict passes while its checks are still
+// starting, which is no reason to stop waiting.
+
+func (cw *configWait) await(ctx context.Context, w *waiter, i int) {
+	sched := scheduler.New(cw.checks, nil)
+	sched.Start(ctx)
+	defer sched.Stop()
+	for {
+		changed := cw.store.Changed() // before reading: no change falls between
+		snap := cw.store.Snapshot()
+		var left []string
+		for c := range snap.Checks() {
+			st := c.State.Status.String()
+			if reached(c.State.Status, w.invert) {
+				continue
+			}
+			why := st
+			if n := len(c.State.Results); n > 0 {
+				if out := oneLine(c.State.Results[n-1].Output); out != "" {
+					why += ": " + out
+				}
+			}
+			left = append(left, c.Name+" "+st)
+			w.say(cw.name+"/"+c.Name, why, fmt.Sprintf("waiting for check %s of %s%s: %s (%d runs, %.1fs)",
+				c.Name, cw.name, w.invertWord(), why, c.State.Runs, time.Since(w.start).Seconds()))
+		}
+		if len(left) == 0 {
+			w.say(cw.name, "done", fmt.Sprintf("%s: %s (%.1fs)", w.doneWord(), cw.name, time.Since(w.start).Seconds()))
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			w.mu.Lock()
+			w.pending[i] = fmt.Sprintf("%s (%s)", cw.name, strings.Join(left, ", "))
+			w.mu.Unlock()
+			return
+		}
+	}
+}
+
+// reached reports whether a check's status is the awaited one.
+func reached(st state.Status, invert bool) bool {
+	if invert {
+		return st == state.StatusUnhealthy
+	}
+	return st == state.StatusHealthy
 }

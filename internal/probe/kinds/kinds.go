@@ -12,7 +12,9 @@ package kinds
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/healthbridge/healthbridge/internal/config"
 	"github.com/healthbridge/healthbridge/internal/probe"
@@ -23,6 +25,7 @@ import (
 	"github.com/healthbridge/healthbridge/internal/probe/tcp"
 	"github.com/healthbridge/healthbridge/internal/probe/ttl"
 	"github.com/healthbridge/healthbridge/internal/probe/udp"
+	"github.com/healthbridge/healthbridge/internal/state"
 )
 
 // List is every probe kind, in the order messages name them. The heavy
@@ -137,3 +140,24 @@ func Load(path string) (*config.Config, error) { return config.Load(path, Rules)
 
 // Parse is config.Parse with every kind's rules.
 func Parse(data []byte) (*config.Config, error) { return config.Parse(data, Rules) }
+
+// Spec derives a check's one spec from its config and kind: the only
+// place config fields become the store's and the scheduler's view. The
+// phase is a random part of the period, fixed for the run.
+func Spec(c *config.Check, k *probe.Kind) state.Spec {
+	return state.Spec{
+		Name: c.Name, Kind: k.Name, ExitCodes: k.ExitCodes, Roles: c.Roles,
+		Policy: state.Policy{
+			SuccessThreshold: int(c.SuccessThreshold),
+			FailureThreshold: int(c.FailureThreshold),
+			StartPeriod:      c.StartPeriod(),
+		},
+		Timing: state.Timing{
+			InitialDelay:  c.InitialDelay(),
+			Period:        c.Period(),
+			StartInterval: c.StartInterval(),
+			Timeout:       c.Timeout(),
+			Phase:         time.Duration(rand.Int64N(int64(c.Period()))),
+		},
+	}
+}
