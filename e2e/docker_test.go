@@ -691,3 +691,52 @@ func TestDockerExampleAppImage(t *testing.T) {
 		t.Fatalf("udp probe of the example app: %v %s", err, out)
 	}
 }
+
+// TestDockerWaitAsEntrypoint: `healthbridge wait` as a scratch image's
+// entrypoint holds the app back until its database's port opens in the
+// shared network namespace, then becomes the app (PID 1, which gets
+// docker stop's SIGTERM itself); a database that never comes is exit 124
+// with the app never started.
+func TestDockerWaitAsEntrypoint(t *testing.T) {
+	buildTestImage(t)
+	app := runContainer(t, "--network", "none", testImage, "wait", "--interval", "200ms", "--timeout", "0", "tcp://127.0.0.1:5432", "--",
+		"/bin/sh", "-c", `trap 'echo app stopping; exit 0' TERM; echo "app started as pid $$"; while :; do sleep 0.1; done`)
+	logsHave := func(s string) bool {
+		out, _ := exec.Command("docker", "logs", app).CombinedOutput()
+		return strings.Contains(string(out), s)
+	}
+	until := func(s string) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for !logsHave(s) {
+			if time.Now().After(deadline) {
+				out, _ := exec.Command("docker", "logs", app).CombinedOutput()
+				t.Fatalf("no %q in the logs within a minute:\n%s", s, out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	until("waiting for tcp://127.0.0.1:5432: ")
+	if logsHave("app started") {
+		t.Fatal("the app started before its database")
+	}
+	runContainer(t, "--network", "container:"+app, "--entrypoint", "/bin/httpd", testImage, "-f", "-p", "127.0.0.1:5432", "-h", "/")
+	until("ready: tcp://127.0.0.1:5432")
+	until("app started as pid 1")
+	docker(t, "stop", "-t", "20", app)
+	if !logsHave("app stopping") {
+		t.Fatal("docker stop's SIGTERM did not reach the app")
+	}
+	if code := docker(t, "inspect", "--format", "{{.State.ExitCode}}", app); code != "0" {
+		t.Fatalf("the app exited %s, want its own 0", code)
+	}
+
+	never := runContainer(t, "--network", "none", testImage, "wait", "--timeout", "1s", "127.0.0.1:5432", "--", "/bin/echo", "app started")
+	if code := docker(t, "wait", never); code != "124" {
+		t.Fatalf("a database that never comes: exit %s, want 124", code)
+	}
+	out, _ := exec.Command("docker", "logs", never).CombinedOutput()
+	if strings.Contains(string(out), "app started") || !strings.Contains(string(out), "timed out after 1s; still waiting for: 127.0.0.1:5432") {
+		t.Fatalf("logs: %s", out)
+	}
+}
