@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -289,5 +290,44 @@ checks:
 	}
 	if code, _, stderr := testutil.Run(t, small, "--config", cfg); code != 1 || !strings.Contains(stderr, "connection refused") {
 		t.Errorf("server gone: healthbridge-healthcheck exit %d, %q", code, stderr)
+	}
+}
+
+// TestProbeHTTPExpectFlags: the one-shot form of httpGet's expectations
+// and request method and body, against a real server.
+func TestProbeHTTPExpectFlags(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			b, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, `{"echo":%q}`, b)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"status":"DOWN","replicas":3,"ready":false}`)
+	}))
+	t.Cleanup(srv.Close)
+	for _, c := range []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{srv.URL}, 0, ""},
+		{[]string{srv.URL, "--expect-json", "status=UP"}, 1, `json status is "DOWN", want "UP"`},
+		{[]string{srv.URL, "--expect-json", "status=DOWN", "--expect-json", "replicas=3", "--expect-json", "ready=false"}, 0, ""},
+		{[]string{srv.URL, "--expect-body", `"status":"UP"`}, 1, "body does not match bodyRegex"},
+		{[]string{srv.URL, "--expect-status", "204"}, 1, "statuscode: 200 (expect.status: 204)"},
+		{[]string{srv.URL, "--expect-status", "200-299"}, 0, ""},
+		{[]string{srv.URL, "--method", "POST", "--data", "ping", "--expect-json", "echo=ping"}, 0, ""},
+		{[]string{srv.URL, "--expect-status", "2xx"}, 2, `--expect-status: want a code (200) or a range ("200-299"), got "2xx"`},
+		{[]string{srv.URL, "--expect-json", "status"}, 2, "--expect-json: want PATH=VALUE"},
+		{[]string{srv.URL, "--expect-body", "("}, 2, "--expect.bodyRegex: error parsing regexp"},
+		{[]string{srv.URL, "--method", "get me"}, 2, "--method: want an HTTP method"},
+	} {
+		t.Run(strings.Join(c.args[1:], " "), func(t *testing.T) {
+			code, _, stderr := runBinary(t, append([]string{"probe"}, c.args...)...)
+			if code != c.code || !strings.Contains(stderr, c.stderr) {
+				t.Fatalf("exit %d, stderr %q; want %d with %q", code, stderr, c.code, c.stderr)
+			}
+		})
 	}
 }

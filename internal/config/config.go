@@ -13,6 +13,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -205,6 +206,103 @@ type HTTPGetAction struct {
 	// insecureSkipVerify: true it only does the latter. Default (no tls):
 	// the certificate is not verified, as the kubelet.
 	TLS *TLS `json:"tls,omitempty"`
+	// Method is the request method; default GET, the kubelet's only one.
+	Method string `json:"method,omitempty"`
+	// Body is sent as the request body (for a POST, say); default none.
+	Body string `json:"body,omitempty"`
+	// Expect, when set, judges the response by these expectations instead
+	// of the kubelet's rule (any status 200-399 passes); unset, the
+	// kubelet's rule holds.
+	Expect *HTTPExpect `json:"expect,omitempty"`
+}
+
+// HTTPExpect is what an httpGet check's response must show beyond the
+// kubelet's status rule, as blackbox_exporter's http prober
+// (valid_status_codes, fail_if_body_(not_)matches_regexp,
+// fail_if_header_not_matches) and Gatus' conditions judge. Every set
+// expectation must hold.
+type HTTPExpect struct {
+	// Status lists the passing status codes, each a code (200) or an
+	// inclusive range ("200-299"); default 200-399, the kubelet's.
+	Status StatusCodes `json:"status,omitempty"`
+	// BodyRegex must match somewhere in the body (RE2 syntax).
+	BodyRegex string `json:"bodyRegex,omitempty"`
+	// BodyNotRegex must not match anywhere in the body.
+	BodyNotRegex string `json:"bodyNotRegex,omitempty"`
+	// JSON are values the body, read as JSON, must hold.
+	JSON []JSONExpect `json:"json,omitempty"`
+	// Headers are response headers that must match.
+	Headers []HeaderExpect `json:"headers,omitempty"`
+	// MaxResponseMs bounds the time from sending the request to the end of
+	// the body, in milliseconds; 0: no bound beyond timeoutSeconds.
+	MaxResponseMs int32 `json:"maxResponseMs,omitempty"`
+	// MaxBodyBytes is how much of the body the expectations read: default
+	// 65536 (the kubelet reads 10 KiB, too little for a JSON health
+	// document), at most 10 MiB. A longer body fails the check.
+	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
+}
+
+// JSONExpect is one value an httpGet response body must hold.
+type JSONExpect struct {
+	// Path selects the value: object keys and array indexes joined by
+	// dots ("status", "components.db.status", "checks.0.state"), as the
+	// gjson library reads a path.
+	Path string `json:"path"`
+	// Equals is the value the path must hold: a string, number, boolean
+	// or null, compared as JSON values ("UP" is not "up"; 1 is 1.0).
+	// Unset: the path must exist.
+	Equals any `json:"equals,omitempty"`
+}
+
+// HeaderExpect is one response header an httpGet response must carry.
+type HeaderExpect struct {
+	// Name is the header's name (any case).
+	Name string `json:"name"`
+	// Regex must match the header's value (several values joined by ", ").
+	Regex string `json:"regex"`
+}
+
+// StatusCodes are the passing HTTP status codes of an expect block: each
+// a code (200) or an inclusive range ("200-299").
+type StatusCodes []StatusRange
+
+// StatusRange is an inclusive range of HTTP status codes; a single code
+// has Min == Max.
+type StatusRange struct{ Min, Max int }
+
+// UnmarshalJSON reads a code (200, "200") or a range ("200-299").
+func (r *StatusRange) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	lo, hi, isRange := strings.Cut(s, "-")
+	var err error
+	if r.Min, err = strconv.Atoi(strings.TrimSpace(lo)); err != nil {
+		return fmt.Errorf("want a code (200) or a range (\"200-299\"), got %s", b)
+	}
+	r.Max = r.Min
+	if isRange {
+		if r.Max, err = strconv.Atoi(strings.TrimSpace(hi)); err != nil {
+			return fmt.Errorf("want a code (200) or a range (\"200-299\"), got %s", b)
+		}
+	}
+	return nil
+}
+
+// MarshalJSON writes a code or a range, as UnmarshalJSON reads it.
+func (r StatusRange) MarshalJSON() ([]byte, error) {
+	if r.Min == r.Max {
+		return []byte(strconv.Itoa(r.Min)), nil
+	}
+	return []byte(fmt.Sprintf(`"%d-%d"`, r.Min, r.Max)), nil
+}
+
+// Has reports whether code is in one of the ranges.
+func (sc StatusCodes) Has(code int) bool {
+	for _, r := range sc {
+		if code >= r.Min && code <= r.Max {
+			return true
+		}
+	}
+	return false
 }
 
 // GRPCAction is a grpc check: the fields of the kubelet's GRPCAction (port,

@@ -233,6 +233,7 @@ func underAny(e error, errs []error) bool {
 
 var (
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
 	intOrString     = reflect.TypeFor[IntOrString]()
 )
 
@@ -267,6 +268,14 @@ func checkShape(v any, t reflect.Type, path string, errs *[]error) {
 			}
 		default:
 			fail("an integer or a string")
+		}
+		return
+	case reflect.PointerTo(t).Implements(jsonUnmarshaler):
+		// A value with a parser of its own (a status range) says what is
+		// wrong, here with the field's path.
+		b, _ := json.Marshal(v)
+		if err := reflect.New(t).Interface().(json.Unmarshaler).UnmarshalJSON(b); err != nil {
+			*errs = append(*errs, Errorf(orRoot(path), "%v", err))
 		}
 		return
 	case reflect.PointerTo(t).Implements(textUnmarshaler):

@@ -20,13 +20,16 @@ package http
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -88,7 +91,23 @@ func validate(c *config.Check, path string) []error {
 			errs = append(errs, config.Errorf(fmt.Sprintf("%s.httpHeaders[%d].value", p, j), "must not contain a line break"))
 		}
 	}
+	if h.Method != "" && !validMethod(h.Method) {
+		errs = append(errs, config.Errorf(p+".method", "want an HTTP method such as GET, HEAD or POST, got %q", h.Method))
+	}
+	_, xerrs := compileExpect(h.Expect, p+".expect")
+	errs = append(errs, xerrs...)
 	return append(errs, config.ValidTLS(p+".tls", h.TLS)...)
+}
+
+// validMethod reports whether m is an HTTP method token (RFC 9110's
+// tchar), upper case as every registered method is.
+func validMethod(m string) bool {
+	for _, c := range m {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c)) {
+			return false
+		}
+	}
+	return m != ""
 }
 
 // oneShot is `healthbridge probe http(s)://…`. Unlike the sidecar's
@@ -98,6 +117,11 @@ func oneShot(fs *pflag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
 	headers := &headerFlag{h: http.Header{}}
 	fs.Var(headers, "header", "request header Name:Value (repeatable)")
 	tlsFlags := tlsclient.Flags(fs)
+	method := fs.String("method", "", "request method (default GET)")
+	data := fs.String("data", "", "request body")
+	statuses := fs.StringArray("expect-status", nil, "a passing status code or range, 200 or 200-299 (repeatable; default 200-399)")
+	bodyRe := fs.String("expect-body", "", "a regular expression the body must match")
+	jsonExp := fs.StringArray("expect-json", nil, "PATH=VALUE the body, read as JSON, must hold (repeatable; VALUE is JSON, or else a string)")
 	return func(a probe.Args) (probe.Prober, string, error) {
 		if len(a.Pos) != 1 {
 			return nil, "", fmt.Errorf("unexpected argument %q", a.Pos[1])
@@ -110,7 +134,35 @@ func oneShot(fs *pflag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		return NewURL(u, Options{Header: headers.h, UserAgent: a.Deps.UserAgent, TLS: tc}), u.String(), nil
+		if *method != "" && !validMethod(*method) {
+			return nil, "", fmt.Errorf("--method: want an HTTP method such as GET, HEAD or POST, got %q", *method)
+		}
+		var x *config.HTTPExpect
+		if len(*statuses) > 0 || *bodyRe != "" || len(*jsonExp) > 0 {
+			x = &config.HTTPExpect{BodyRegex: *bodyRe}
+			for _, st := range *statuses {
+				var r config.StatusRange
+				if err := r.UnmarshalJSON([]byte(strconv.Quote(st))); err != nil {
+					return nil, "", fmt.Errorf("--expect-status: %w", err)
+				}
+				x.Status = append(x.Status, r)
+			}
+			for _, pv := range *jsonExp {
+				path, val, ok := strings.Cut(pv, "=")
+				if !ok {
+					return nil, "", fmt.Errorf("--expect-json: want PATH=VALUE, got %q", pv)
+				}
+				var v any = val // not JSON: the string itself ("UP")
+				if err := json.Unmarshal([]byte(val), &v); err != nil {
+					v = val
+				}
+				x.JSON = append(x.JSON, config.JSONExpect{Path: path, Equals: v})
+			}
+			if _, errs := compileExpect(x, "--expect"); len(errs) > 0 {
+				return nil, "", errors.Join(errs...)
+			}
+		}
+		return NewURL(u, Options{Header: headers.h, UserAgent: a.Deps.UserAgent, TLS: tc, Method: *method, Body: *data, Expect: x}), u.String(), nil
 	}
 }
 
@@ -128,12 +180,15 @@ func (f *headerFlag) Set(s string) error {
 	return nil
 }
 
-// Prober sends one GET per Probe call.
+// Prober sends one request (a GET, unless Options.Method) per Probe call.
 type Prober struct {
 	url    *url.URL
 	header http.Header
 	host   string // Host header override
 	client *http.Client
+	method string        // "": GET
+	body   string        // request body; "": none
+	expect *expectations // nil: the kubelet's rule
 }
 
 // Options are the parts of an httpGet probe beyond its URL.
@@ -146,6 +201,13 @@ type Options struct {
 	// the system roots. The sidecar's probes skip verification unless their
 	// httpGet.tls says otherwise, as the kubelet.
 	TLS *tls.Config
+	// Method is the request method; "" is GET.
+	Method string
+	// Body is the request body; "" sends none.
+	Body string
+	// Expect, when not nil, judges the response instead of the kubelet's
+	// status rule; it must be valid (validate checks it).
+	Expect *config.HTTPExpect
 }
 
 // New builds an HTTP prober from c.HTTPGet: scheme, host (default
@@ -180,7 +242,7 @@ func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
 			return nil, err
 		}
 	}
-	return NewURL(u, Options{Header: h, UserAgent: d.UserAgent, TLS: tc}), nil
+	return NewURL(u, Options{Header: h, UserAgent: d.UserAgent, TLS: tc, Method: g.Method, Body: g.Body, Expect: g.Expect}), nil
 }
 
 // NewURL builds a prober for u with opts.
@@ -214,7 +276,8 @@ func NewURL(u *url.URL, opts Options) *Prober {
 		DisableCompression:  true,
 		MaxIdleConnsPerHost: -1,
 	}
-	p := &Prober{url: u, header: h, host: host}
+	x, _ := compileExpect(opts.Expect, "expect") // validated with the config
+	p := &Prober{url: u, header: h, host: host, method: opts.Method, body: opts.Body, expect: x}
 	p.client = &http.Client{Transport: tr, CheckRedirect: p.checkRedirect}
 	return p
 }
@@ -241,7 +304,15 @@ func (p *Prober) checkRedirect(req *http.Request, via []*http.Request) error {
 
 // Probe sends the GET and judges the response.
 func (p *Prober) Probe(ctx context.Context) probe.Result {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url.String(), nil)
+	method := p.method
+	if method == "" {
+		method = http.MethodGet
+	}
+	var reqBody io.Reader
+	if p.body != "" {
+		reqBody = strings.NewReader(p.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, p.url.String(), reqBody)
 	if err != nil {
 		return probe.Unknown(fmt.Errorf("http: %w", err))
 	}
@@ -249,11 +320,15 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	if p.host != "" {
 		req.Host = p.host
 	}
+	sent := time.Now()
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return probe.Failure("%s", describe(err))
 	}
 	defer resp.Body.Close()
+	if p.expect != nil {
+		return p.judge(resp, sent)
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody))
 	if err != nil {
 		return probe.Result{Outcome: probe.OutcomeFailure, HTTPStatus: resp.StatusCode,
@@ -298,4 +373,52 @@ func describe(err error) string {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// judge reads up to expect.maxBodyBytes of the body and judges the
+// response by the expectations: the status first (the kubelet's words for
+// a wrong one), then every other expectation, all failures named.
+func (p *Prober) judge(resp *http.Response, sent time.Time) probe.Result {
+	x := p.expect
+	body, err := io.ReadAll(io.LimitReader(resp.Body, x.maxBody+1))
+	elapsed := time.Since(sent)
+	res := probe.Result{HTTPStatus: resp.StatusCode, Outcome: probe.OutcomeFailure}
+	switch {
+	case err != nil:
+		res.Output = fmt.Sprintf("HTTP probe failed reading body (status %d): %s", resp.StatusCode, describe(err))
+		return res
+	case int64(len(body)) > x.maxBody:
+		res.Output = fmt.Sprintf("HTTP probe failed: the response body is over expect.maxBodyBytes (%d), so the expectations were not judged", x.maxBody)
+		return res
+	}
+	if len(body) > 0 {
+		res.Detail = "response body: " + string(body[:min(len(body), MaxBody)])
+	}
+	if !x.statusOK(resp.StatusCode) {
+		res.Output = fmt.Sprintf("HTTP probe failed with statuscode: %d (expect.status: %s)", resp.StatusCode, statusText(x.status))
+		return res
+	}
+	if fails := x.judge(resp.Header, body, elapsed); len(fails) > 0 {
+		res.Output = fmt.Sprintf("HTTP probe failed (status %d): %s", resp.StatusCode, strings.Join(fails, "; "))
+		return res
+	}
+	res.Outcome, res.Detail = probe.OutcomeSuccess, ""
+	res.Output = string(body[:min(len(body), MaxBody)])
+	return res
+}
+
+// statusText lists passing codes as a config writes them.
+func statusText(sc config.StatusCodes) string {
+	if len(sc) == 0 {
+		return "200-399"
+	}
+	var parts []string
+	for _, r := range sc {
+		if r.Min == r.Max {
+			parts = append(parts, strconv.Itoa(r.Min))
+		} else {
+			parts = append(parts, fmt.Sprintf("%d-%d", r.Min, r.Max))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
