@@ -333,7 +333,33 @@ type TLS struct {
 	KeyFile  string `json:"keyFile,omitempty"`
 	// ServerName overrides the name verified in the server's certificate.
 	ServerName string `json:"serverName,omitempty"`
+	// MinValidity, when set, makes a passing check warn while the
+	// earliest expiry among the certificates the server presents is less
+	// than this far away ("168h"), as blackbox_exporter's
+	// probe_ssl_earliest_cert_expiry alerts: a warning, never a failure,
+	// since every replica shares the certificate.
+	MinValidity Duration `json:"minValidity,omitempty"`
 }
+
+// Duration is a length of time written as Go writes one ("168h",
+// "90m", "1h30m"). Zero is unset.
+type Duration struct{ time.Duration }
+
+// UnmarshalText reads a Go duration; a negative one is an error.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("want a duration such as \"168h\" or \"90m\", got %q", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("must not be negative, got %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes d as UnmarshalText reads it.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
 
 // KubernetesPodAction is a kubernetesPod check: the readiness the kubelet
 // reported for this pod's containers, read from a watch of the one pod.

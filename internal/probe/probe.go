@@ -10,6 +10,7 @@ package probe
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -88,6 +89,11 @@ type Result struct {
 	ExitCode int
 	// HTTPStatus is the response status of an httpGet probe, 0 for other kinds.
 	HTTPStatus int
+	// CertExpiry is the earliest NotAfter among the certificates the
+	// server presented over TLS (blackbox_exporter's
+	// probe_ssl_earliest_cert_expiry); zero when the run spoke no TLS or
+	// got no certificate.
+	CertExpiry time.Time
 	// Detail is extra text for debug logs and the one-shot client's -v
 	// only; it is never stored or served. An HTTP failure's response body
 	// goes here, not in Output, as the kubelet keeps it out of events
@@ -201,3 +207,41 @@ const MaxOutput = 4096
 
 // Truncated is appended to output cut at MaxOutput.
 const Truncated = "..."
+
+// EarliestExpiry is the earliest NotAfter among the certificates of a TLS
+// connection's peer; zero without a connection or certificate.
+func EarliestExpiry(cs *tls.ConnectionState) time.Time {
+	var t time.Time
+	if cs == nil {
+		return t
+	}
+	for _, c := range cs.PeerCertificates {
+		if t.IsZero() || c.NotAfter.Before(t) {
+			t = c.NotAfter
+		}
+	}
+	return t
+}
+
+// WarnIfExpiring turns a passing result whose CertExpiry is less than
+// minValidity after now into a warning (OutcomeWarning: still passing)
+// that says when the certificate expires; 0 or no certificate: nothing.
+func (r *Result) WarnIfExpiring(minValidity time.Duration, now time.Time) {
+	if minValidity <= 0 || r.CertExpiry.IsZero() || !r.Outcome.Passing() {
+		return
+	}
+	left := r.CertExpiry.Sub(now)
+	if left >= minValidity {
+		return
+	}
+	when := fmt.Sprintf("expires in %v", left.Round(time.Second))
+	if left <= 0 {
+		when = fmt.Sprintf("expired %v ago", (-left).Round(time.Second))
+	}
+	r.Outcome = OutcomeWarning
+	msg := fmt.Sprintf("the server's certificate %s (%s), within tls.minValidity %v", when, r.CertExpiry.UTC().Format(time.RFC3339), minValidity)
+	if r.Output != "" {
+		msg += "; " + r.Output
+	}
+	r.Output = msg
+}

@@ -557,10 +557,17 @@ func (s *Scheduler) runOnce(ctx context.Context, c *Check) probe.Result {
 }
 
 func (s *Scheduler) logRun(spec *state.Spec, r probe.Result, tr state.Transition) {
-	if !tr.Changed() && r.Outcome != probe.OutcomeUnknown && !s.log.Enabled(context.Background(), slog.LevelDebug) {
+	warns := r.Outcome == probe.OutcomeWarning && !warnedBefore(tr.State.Results)
+	if !tr.Changed() && !warns && r.Outcome != probe.OutcomeUnknown && !s.log.Enabled(context.Background(), slog.LevelDebug) {
 		return // the common case: no logger built
 	}
 	log := s.log.With("check", spec.Name, "kind", spec.Kind)
+	if warns {
+		// A passing run with a concern (a certificate within
+		// tls.minValidity, a ttl report of "warn"), logged once when it
+		// begins: the status does not change, so nothing else would say it.
+		log.Warn("check warns", "output", r.Output)
+	}
 	if tr.Changed() {
 		log.Info("check state changed", "from", tr.From.String(), "to", tr.To.String(),
 			"outcome", r.Outcome.String(), "output", r.Output,
@@ -572,4 +579,10 @@ func (s *Scheduler) logRun(spec *state.Spec, r probe.Result, tr state.Transition
 	}
 	log.Debug("probe ran", "outcome", r.Outcome.String(), "duration", r.Duration(),
 		"exit_code", r.ExitCode, "http_status", r.HTTPStatus, "output", r.Output)
+}
+
+// warnedBefore reports whether the result before the last of results (the
+// one just recorded) was a warning too.
+func warnedBefore(results []probe.Result) bool {
+	return len(results) >= 2 && results[len(results)-2].Outcome == probe.OutcomeWarning
 }

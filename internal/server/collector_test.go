@@ -39,13 +39,15 @@ var (
 		"1 once healthbridge received SIGTERM and readiness fails.", nil, nil)
 	descChildUp = prometheus.NewDesc("healthbridge_child_up",
 		"1 while the child of healthbridge run is running.", nil, nil)
+	descCertExpiry = prometheus.NewDesc("healthbridge_check_tls_cert_expiry_timestamp_seconds",
+		"Earliest expiry of the certificates the check's server presented over TLS, in seconds since the epoch (as blackbox_exporter's probe_ssl_earliest_cert_expiry).", []string{"check", "kind"}, nil)
 	descChildRestarts = prometheus.NewDesc("healthbridge_child_restarts_total",
 		"Restarts of the child of healthbridge run, by reason (exit, liveness, startup).", []string{"reason"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTotal, descStatus, descUp, descDuration, descStreak, descTransitions, descDurations, descShutdown, descChildUp, descChildRestarts} {
+	for _, d := range []*prometheus.Desc{descTotal, descStatus, descUp, descDuration, descStreak, descTransitions, descDurations, descShutdown, descChildUp, descChildRestarts, descCertExpiry} {
 		ch <- d
 	}
 }
@@ -66,6 +68,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descStreak, prometheus.GaugeValue, float64(ck.State.FailureStreak), ck.Name, ck.Kind)
 		ch <- prometheus.MustNewConstMetric(descTransitions, prometheus.CounterValue, float64(ck.State.Transitions), ck.Name, ck.Kind)
+		if t, ok := ck.State.CertExpiry(); ok {
+			ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, float64(t.Unix()), ck.Name, ck.Kind)
+		}
 		h := &ck.State.Durations
 		buckets := make(map[float64]uint64, len(state.DurationBuckets))
 		var cum uint64

@@ -53,9 +53,12 @@ type checkJSONItem struct {
 	ObservedUnit  string  `json:"observedUnit"`
 	Output        string  `json:"output,omitempty"`
 	// Extensions: the thresholded state, as docker inspect shows it.
-	State         string       `json:"state"`
-	Excluded      bool         `json:"excluded,omitempty"`
-	FailingStreak int          `json:"failingStreak"`
+	State         string `json:"state"`
+	Excluded      bool   `json:"excluded,omitempty"`
+	FailingStreak int    `json:"failingStreak"`
+	// TLSCertExpiry is the server certificate's earliest expiry
+	// (RFC 3339), from the latest result over TLS.
+	TLSCertExpiry string       `json:"tlsCertExpiry,omitempty"`
 	Results       []resultJSON `json:"results"`
 }
 
@@ -65,6 +68,7 @@ type resultJSON struct {
 	Outcome    probe.Outcome `json:"outcome"`
 	ExitCode   *int          `json:"exitCode,omitempty"`
 	HTTPStatus int           `json:"httpStatus,omitempty"`
+	CertExpiry *time.Time    `json:"certExpiry,omitempty"`
 	Output     string        `json:"output,omitempty"`
 }
 
@@ -98,6 +102,9 @@ func (h *Handler) writeJSON(w http.ResponseWriter, code int, sc state.Scope, v s
 			FailingStreak: c.State.FailureStreak,
 			Results:       make([]resultJSON, 0, len(c.State.Results)),
 		}
+		if t, ok := c.State.CertExpiry(); ok {
+			item.TLSCertExpiry = t.UTC().Format(time.RFC3339)
+		}
 		if item.Status == "warn" && !e.Excluded {
 			anyWarn = true
 		}
@@ -110,6 +117,10 @@ func (h *Handler) writeJSON(w http.ResponseWriter, code int, sc state.Scope, v s
 		}
 		for _, r := range c.State.Results {
 			rj := resultJSON{Start: r.Start.UTC(), End: r.End.UTC(), Outcome: r.Outcome, HTTPStatus: r.HTTPStatus}
+			if !r.CertExpiry.IsZero() {
+				t := r.CertExpiry.UTC()
+				rj.CertExpiry = &t
+			}
 			if c.ExitCodes {
 				ec := r.ExitCode
 				rj.ExitCode = &ec

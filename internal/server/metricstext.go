@@ -49,6 +49,7 @@ const textFormat = "text/plain; version=0.0.4; charset=utf-8"
 //	healthbridge_check_up{check,kind}                   1 when healthy, as blackbox's probe_success
 //	healthbridge_check_last_duration_seconds{check,kind} duration of the last run
 //	healthbridge_check_failing_streak{check,kind}        consecutive failures counted
+//	healthbridge_check_tls_cert_expiry_timestamp_seconds{check,kind} earliest server certificate expiry (TLS checks)
 //	healthbridge_check_transitions_total{check,kind}     status changes
 //	healthbridge_check_duration_seconds{check,kind}      histogram of run durations
 //	healthbridge_shutting_down                          1 after SIGTERM
@@ -219,6 +220,16 @@ func writeCheckMetrics(w *bufio.Writer, snap *state.Snapshot) {
 	for c := range checks {
 		for _, st := range []state.Status{state.StatusStarting, state.StatusHealthy, state.StatusUnhealthy} {
 			m.series("healthbridge_check_status", c, "status", st.String(), b2f(c.State.Status == st))
+		}
+	}
+	tlsFamily := false
+	for c := range checks {
+		if t, ok := c.State.CertExpiry(); ok {
+			if !tlsFamily {
+				m.family("healthbridge_check_tls_cert_expiry_timestamp_seconds", "Earliest expiry of the certificates the check's server presented over TLS, in seconds since the epoch (as blackbox_exporter's probe_ssl_earliest_cert_expiry).", "gauge")
+				tlsFamily = true
+			}
+			m.series("healthbridge_check_tls_cert_expiry_timestamp_seconds", c, "", "", float64(t.Unix()))
 		}
 	}
 	m.family("healthbridge_check_transitions_total", "Status changes of the check (starting, healthy, unhealthy).", "counter")

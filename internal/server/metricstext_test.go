@@ -28,6 +28,10 @@ func TestCheckMetricsTextMatchesCollector(t *testing.T) {
 	s.Record("web", probe.Result{Outcome: probe.OutcomeFailure, Start: now, End: now.Add(1234567 * time.Microsecond)}, now)
 	for i, step := range []func(){
 		func() {},
+		// An HTTPS result: the certificate expiry family appears.
+		func() {
+			s.Record("web", probe.Result{Outcome: probe.OutcomeWarning, Start: now, End: now, CertExpiry: time.Unix(1893456000, 0)}, now)
+		},
 		func() { s.SetChild(&state.ChildState{Pid: 42, Restarts: map[string]uint64{"exit": 2}}) },
 		s.SetShuttingDown,
 	} {

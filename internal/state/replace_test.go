@@ -82,3 +82,31 @@ func TestReplaceKeepsUnchangedChecks(t *testing.T) {
 		t.Fatal("readiness fails with every check healthy")
 	}
 }
+
+// TestWarnEventOnceWhenAWarningBegins: a warning run after a clean one is
+// one "warn" event with the status unchanged; a second warning in a row
+// is none; a clean run then a warning again is another.
+func TestWarnEventOnceWhenAWarningBegins(t *testing.T) {
+	now := time.Now()
+	s := NewStore([]Spec{{Name: "tls", Kind: "httpGet", Roles: []config.Role{config.RoleReadiness}, Policy: Policy{SuccessThreshold: 1, FailureThreshold: 1}}}, now)
+	sl := s.Slots()[0]
+	warn := probe.Result{Outcome: probe.OutcomeWarning, Output: "certificate expires in 1h"}
+	for i, r := range []probe.Result{probe.Success("ok"), warn, warn, probe.Success("ok"), warn} {
+		sl.Record(r, now.Add(time.Duration(i+1)*time.Second))
+	}
+	evs, _ := s.EventsSince(0)
+	var warns []Event
+	for _, e := range evs {
+		if e.Reason == ReasonWarn {
+			warns = append(warns, e)
+		}
+	}
+	if len(evs) != 3 || len(warns) != 2 {
+		t.Fatalf("events %+v: want starting→healthy and two warn events", evs)
+	}
+	for _, e := range warns {
+		if e.From != StatusHealthy || e.To != StatusHealthy || e.Result.Output != "certificate expires in 1h" {
+			t.Errorf("warn event %+v", e)
+		}
+	}
+}

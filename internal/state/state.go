@@ -134,6 +134,18 @@ func (c CheckState) Last() (probe.Result, bool) {
 	return c.Results[len(c.Results)-1], true
 }
 
+// CertExpiry is the server certificate's earliest expiry that the most
+// recent kept result over TLS saw (probe.Result.CertExpiry); false when
+// none of the kept results spoke TLS.
+func (c CheckState) CertExpiry() (time.Time, bool) {
+	for i := len(c.Results) - 1; i >= 0; i-- {
+		if t := c.Results[i].CertExpiry; !t.IsZero() {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // InStartPeriod reports whether now is within p's start period of StartedAt.
 func (c CheckState) InStartPeriod(now time.Time, p Policy) bool {
 	return p.StartPeriod > 0 && now.Before(c.StartedAt.Add(p.StartPeriod))

@@ -279,8 +279,13 @@ func (sl *Slot) Record(r probe.Result, now time.Time) (Transition, time.Duration
 	next := Next(prev, r, now, sp.Policy)
 	s.set(sl.i, next)
 	s.rings[sl.i].add(r, now, s.epoch)
-	if next.Status != prev.Status {
+	switch {
+	case next.Status != prev.Status:
 		s.event(sl.i, prev.Status, next.Status, now, r, "")
+	case r.Outcome == probe.OutcomeWarning && !lastWarned(prev):
+		// A passing run with a concern, once when it begins: the status
+		// stays, so no transition would tell.
+		s.event(sl.i, prev.Status, next.Status, now, r, ReasonWarn)
 	}
 	s.publish()
 	wait := sp.Timing.Period
@@ -293,6 +298,17 @@ func (sl *Slot) Record(r probe.Result, now time.Time) (Transition, time.Duration
 // ReasonReload is an Event's Reason when a config reload added, changed or
 // removed the check.
 const ReasonReload = "reload"
+
+// ReasonWarn is an Event's Reason when a check's run warns (a certificate
+// within tls.minValidity, a ttl report of "warn") after one that did not:
+// From and To are the same status.
+const ReasonWarn = "warn"
+
+// lastWarned reports whether c's last result was a warning.
+func lastWarned(c CheckState) bool {
+	last, ok := c.Last()
+	return ok && last.Outcome == probe.OutcomeWarning
+}
 
 // Replace is a config reload: the store then holds specs, in that order.
 // keep[j], when not nil, is a current slot whose check specs[j] is

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/healthbridge/healthbridge/internal/config"
@@ -87,6 +88,9 @@ type Prober struct {
 	creds   credentials.TransportCredentials
 	ua      string
 	timeout time.Duration // for messages
+	// minValidity: a passing run warns while the server's certificate
+	// expires sooner than this; 0: never.
+	minValidity time.Duration
 }
 
 // New builds a grpc prober from c.GRPC. TLS files are read now, so a
@@ -108,7 +112,11 @@ func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
 		}
 		creds = credentials.NewTLS(tc)
 	}
-	return &Prober{addr: config.HostPort(g.Host, int(g.Port)), service: svc, creds: creds, ua: d.UserAgent, timeout: c.Timeout()}, nil
+	p := &Prober{addr: config.HostPort(g.Host, int(g.Port)), service: svc, creds: creds, ua: d.UserAgent, timeout: c.Timeout()}
+	if g.TLS != nil {
+		p.minValidity = g.TLS.MinValidity.Duration
+	}
+	return p, nil
 }
 
 // NewAddr builds a prober for addr (host:port) and service, plaintext when
@@ -141,14 +149,22 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	defer conn.Close()
 	// Fail-fast (the default): a refused connection fails at once with
 	// Unavailable; a connect that hangs is bounded by ctx, like the call.
-	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: p.service})
+	var pr peer.Peer
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: p.service}, grpc.Peer(&pr))
 	if err != nil {
 		return probe.Failure("%s", p.describe(ctx, err, conn.GetState() == connectivity.Ready))
 	}
+	r := probe.Success("service healthy")
 	if st := resp.GetStatus(); st != healthpb.HealthCheckResponse_SERVING {
-		return probe.Failure("service unhealthy (responded with %q)", st.String())
+		r = probe.Failure("service unhealthy (responded with %q)", st.String())
 	}
-	return probe.Success("service healthy")
+	// Over TLS: the server's earliest certificate expiry, and a warning
+	// when it is closer than tls.minValidity.
+	if info, ok := pr.AuthInfo.(credentials.TLSInfo); ok {
+		r.CertExpiry = probe.EarliestExpiry(&info.State)
+		r.WarnIfExpiring(p.minValidity, time.Now())
+	}
+	return r
 }
 
 // describe words a failed Check as the kubelet's gRPC prober

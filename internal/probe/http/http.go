@@ -189,6 +189,9 @@ type Prober struct {
 	method string        // "": GET
 	body   string        // request body; "": none
 	expect *expectations // nil: the kubelet's rule
+	// minValidity: a passing run warns while the server's certificate
+	// expires sooner than this; 0: never.
+	minValidity time.Duration
 }
 
 // Options are the parts of an httpGet probe beyond its URL.
@@ -208,6 +211,9 @@ type Options struct {
 	// Expect, when not nil, judges the response instead of the kubelet's
 	// status rule; it must be valid (validate checks it).
 	Expect *config.HTTPExpect
+	// MinValidity makes a passing run over HTTPS a warning while the
+	// server's earliest certificate expiry is closer than this; 0: never.
+	MinValidity time.Duration
 }
 
 // New builds an HTTP prober from c.HTTPGet: scheme, host (default
@@ -242,7 +248,11 @@ func New(c *config.Check, d probe.Deps) (probe.Prober, error) {
 			return nil, err
 		}
 	}
-	return NewURL(u, Options{Header: h, UserAgent: d.UserAgent, TLS: tc, Method: g.Method, Body: g.Body, Expect: g.Expect}), nil
+	var minValidity time.Duration
+	if g.TLS != nil {
+		minValidity = g.TLS.MinValidity.Duration
+	}
+	return NewURL(u, Options{Header: h, UserAgent: d.UserAgent, TLS: tc, Method: g.Method, Body: g.Body, Expect: g.Expect, MinValidity: minValidity}), nil
 }
 
 // NewURL builds a prober for u with opts.
@@ -277,7 +287,7 @@ func NewURL(u *url.URL, opts Options) *Prober {
 		MaxIdleConnsPerHost: -1,
 	}
 	x, _ := compileExpect(opts.Expect, "expect") // validated with the config
-	p := &Prober{url: u, header: h, host: host, method: opts.Method, body: opts.Body, expect: x}
+	p := &Prober{url: u, header: h, host: host, method: opts.Method, body: opts.Body, expect: x, minValidity: opts.MinValidity}
 	p.client = &http.Client{Transport: tr, CheckRedirect: p.checkRedirect}
 	return p
 }
@@ -302,8 +312,20 @@ func (p *Prober) checkRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
-// Probe sends the GET and judges the response.
+// Probe sends the request and judges the response; over HTTPS the result
+// carries the server's earliest certificate expiry, and a passing one
+// warns when that is closer than tls.minValidity.
 func (p *Prober) Probe(ctx context.Context) probe.Result {
+	r, cs := p.probe(ctx)
+	r.CertExpiry = probe.EarliestExpiry(cs)
+	r.WarnIfExpiring(p.minValidity, time.Now())
+	return r
+}
+
+// probe is Probe before the certificate's expiry is judged; it also
+// returns the TLS state of the response judged (nil over HTTP or when no
+// response came).
+func (p *Prober) probe(ctx context.Context) (probe.Result, *tls.ConnectionState) {
 	method := p.method
 	if method == "" {
 		method = http.MethodGet
@@ -314,7 +336,7 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	}
 	req, err := http.NewRequestWithContext(ctx, method, p.url.String(), reqBody)
 	if err != nil {
-		return probe.Unknown(fmt.Errorf("http: %w", err))
+		return probe.Unknown(fmt.Errorf("http: %w", err)), nil
 	}
 	req.Header = p.header.Clone()
 	if p.host != "" {
@@ -323,16 +345,16 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 	sent := time.Now()
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return probe.Failure("%s", describe(err))
+		return probe.Failure("%s", describe(err)), nil
 	}
 	defer resp.Body.Close()
 	if p.expect != nil {
-		return p.judge(resp, sent)
+		return p.judge(resp, sent), resp.TLS
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody))
 	if err != nil {
 		return probe.Result{Outcome: probe.OutcomeFailure, HTTPStatus: resp.StatusCode,
-			Output: fmt.Sprintf("HTTP probe failed reading body (status %d): %s", resp.StatusCode, describe(err))}
+			Output: fmt.Sprintf("HTTP probe failed reading body (status %d): %s", resp.StatusCode, describe(err))}, resp.TLS
 	}
 	res := probe.Result{HTTPStatus: resp.StatusCode, Output: string(body)}
 	switch {
@@ -354,7 +376,7 @@ func (p *Prober) Probe(ctx context.Context) probe.Result {
 			res.Detail = "response body: " + string(body)
 		}
 	}
-	return res
+	return res, resp.TLS
 }
 
 // describe turns a client error into a short reason, saying "timeout" for a
