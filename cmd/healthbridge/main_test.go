@@ -380,16 +380,23 @@ func TestPID1WithoutItsOwnProc(t *testing.T) {
 	}
 }
 
-// TestGOGCDefault: healthbridge runs its collector at GOGC 50 unless $GOGC
-// is set, as the Go runtime reports it in go_gc_gogc_percent.
+// TestGOGCDefault: healthbridge runs its collector at Go's GOGC 100
+// unless $GOGC is set, and takes $GOMEMLIMIT as the runtime does, as the
+// Go runtime reports them in go_gc_gogc_percent and go_gc_gomemlimit_bytes
+// (the limit taken from a cgroup: internal/idlegc's test).
 func TestGOGCDefault(t *testing.T) {
 	testutil.NeedFull(t, "the Go runtime metrics")
 	cfg := writeConfig(t, "listen: 127.0.0.1:0\nchecks:\n  - {name: t, exec: {command: [\"true\"]}}\n")
-	for env, want := range map[string]string{"GOGC=": "go_gc_gogc_percent 50\n", "GOGC=80": "go_gc_gogc_percent 80\n"} {
+	for env, want := range map[string]string{
+		"GOGC=":             "go_gc_gogc_percent 100\n",
+		"GOGC=80":           "go_gc_gogc_percent 80\n",
+		"GOMEMLIMIT=100MiB": "go_gc_gomemlimit_bytes 1.048576e+08\n",
+	} {
 		p := testutil.StartEnv(t, bin(t), []string{env}, "--config", cfg)
 		if _, body := p.WaitFor(t, "/metrics", func(code int, _ string) bool { return code == 200 }); !strings.Contains(body, want) {
-			i := max(strings.Index(body, "go_gc_gogc_percent "), 0)
-			t.Errorf("%s: want %q, /metrics has %q", env, want, body[i:min(len(body), i+40)])
+			name, _, _ := strings.Cut(want, " ")
+			i := max(strings.Index(body, name+" "), 0)
+			t.Errorf("%s: want %q, /metrics has %q", env, want, body[i:min(len(body), i+50)])
 		}
 	}
 }
