@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -325,6 +326,34 @@ func TestProbeHTTPExpectFlags(t *testing.T) {
 	} {
 		t.Run(strings.Join(c.args[1:], " "), func(t *testing.T) {
 			code, _, stderr := runBinary(t, append([]string{"probe"}, c.args...)...)
+			if code != c.code || !strings.Contains(stderr, c.stderr) {
+				t.Fatalf("exit %d, stderr %q; want %d with %q", code, stderr, c.code, c.stderr)
+			}
+		})
+	}
+}
+
+// TestProbeTCPConversationFlags: `probe tcp --send --expect` and the same
+// as a wait target's query, against a real server that answers PING.
+func TestProbeTCPConversationFlags(t *testing.T) {
+	addr := testutil.Listen(t, func(c net.Conn) {
+		defer c.Close()
+		if line, err := bufio.NewReader(c).ReadString('\n'); err == nil && line == "PING\r\n" {
+			fmt.Fprint(c, "+PONG\r\n")
+		}
+	})
+	for _, c := range []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"probe", "tcp", addr, "--send", `PING\r\n`, "--expect", `^\+PONG`}, 0, ""},
+		{[]string{"probe", "tcp", addr, "--send", `PONG\r\n`, "--expect", `^\+PONG`, "--timeout", "1s"}, 1, "the server closed the connection; got nothing"},
+		{[]string{"probe", "tcp", addr, "--expect", "("}, 2, "--expect: not a regular expression"},
+		{[]string{"wait", "-q", "tcp://" + addr + "?send=PING%0D%0A&expect=%5E%5C%2BPONG"}, 0, ""},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			code, _, stderr := runBinary(t, c.args...)
 			if code != c.code || !strings.Contains(stderr, c.stderr) {
 				t.Fatalf("exit %d, stderr %q; want %d with %q", code, stderr, c.code, c.stderr)
 			}

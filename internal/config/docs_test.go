@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"encoding"
 	"encoding/json"
 	"os"
 	"reflect"
@@ -31,12 +32,15 @@ func TestEveryFieldDocumented(t *testing.T) {
 	}
 }
 
-var marshaler = reflect.TypeFor[json.Marshaler]()
+var (
+	marshaler     = reflect.TypeFor[json.Marshaler]()
+	textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
+)
 
 // fieldPaths appends the JSON path of every field of struct type t under
 // prefix: "a.b" for a nested object, "a[].b" inside a list. Inline
 // (embedded) structs add their fields at the same level; a type that
-// writes its own JSON (a port, int or string) is a leaf.
+// writes its own JSON or text (a port, a duration) is a leaf.
 func fieldPaths(t reflect.Type, prefix string, out *[]string) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -58,7 +62,7 @@ func fieldPaths(t reflect.Type, prefix string, out *[]string) {
 			path += "[]"
 			ft = ft.Elem()
 		}
-		if ft.Kind() == reflect.Struct && !reflect.PointerTo(ft).Implements(marshaler) && !ft.Implements(marshaler) {
+		if ft.Kind() == reflect.Struct && !reflect.PointerTo(ft).Implements(marshaler) && !ft.Implements(marshaler) && !ft.Implements(textMarshaler) {
 			fieldPaths(ft, path+".", out)
 		}
 	}

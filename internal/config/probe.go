@@ -58,6 +58,33 @@ type TCPSocketAction struct {
 	Port IntOrString `json:"port"`
 	// Host defaults to 127.0.0.1.
 	Host string `json:"host,omitempty"`
+
+	// The rest are healthbridge's, beyond the kubelet's connect-only
+	// check: a conversation with the service, as HAProxy's tcp-check
+	// send/expect and blackbox_exporter's tcp query_response.
+
+	// Send is written once connected, as text (YAML's double-quoted
+	// escapes give "\r\n"); SendHex gives bytes as hexadecimal digits
+	// instead. Not both.
+	Send    string `json:"send,omitempty"`
+	SendHex string `json:"sendHex,omitempty"`
+	// Expect is a regular expression (RE2) the reply must match, read
+	// until it does, the server closes, 64 KiB have come or the timeout.
+	Expect string `json:"expect,omitempty"`
+	// Steps is a longer conversation, in order: each step sends (send or
+	// sendHex) or expects (expect). Instead of send and expect.
+	Steps []TCPStep `json:"steps,omitempty"`
+	// TLS, when set, speaks TLS once connected (implicit TLS, as SMTPS,
+	// IMAPS or Redis with tls-port); the conversation runs inside it.
+	TLS *TLS `json:"tls,omitempty"`
+}
+
+// TCPStep is one step of a tcpSocket conversation: exactly one of Send,
+// SendHex and Expect.
+type TCPStep struct {
+	Send    string `json:"send,omitempty"`
+	SendHex string `json:"sendHex,omitempty"`
+	Expect  string `json:"expect,omitempty"`
 }
 
 // KubeHTTPGetAction is the kubelet's HTTPGetAction, with the same JSON

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"net"
 	"regexp"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -73,7 +72,7 @@ var Kind = probe.Kind{
 				if len(a.Pos) != 2 {
 					return nil, "", errors.New("udp: want exactly one HOST:PORT")
 				}
-				payload, err := unescape(*send)
+				payload, err := probe.Unescape(*send)
 				if err != nil {
 					return nil, "", fmt.Errorf("--send: %v", err)
 				}
@@ -170,33 +169,4 @@ func cause(err error) error {
 		return oe.Err
 	}
 	return err
-}
-
-// unescape reads Go escapes in a command-line payload ("ping\n"): \xNN
-// and octal \NNN are one byte each (so "\xff" is the byte 0xff, as in a
-// Go string literal), \uNNNN and \UNNNNNNNN a character in UTF-8; other
-// bytes are kept as they are; \" and \' are quotes.
-func unescape(s string) (string, error) {
-	if !strings.Contains(s, `\`) {
-		return s, nil
-	}
-	var b strings.Builder
-	for s != "" {
-		if len(s) >= 2 && s[0] == '\\' && (s[1] == '"' || s[1] == '\'') {
-			b.WriteByte(s[1]) // both quotes may be escaped, as in either literal
-			s = s[2:]
-			continue
-		}
-		r, multibyte, tail, err := strconv.UnquoteChar(s, 0)
-		if err != nil {
-			return "", err
-		}
-		if multibyte {
-			b.WriteRune(r) // \u00ff, or a literal character
-		} else {
-			b.WriteByte(byte(r)) // \xff is one byte, not U+00FF
-		}
-		s = tail
-	}
-	return b.String(), nil
 }

@@ -214,7 +214,7 @@ func FuzzUnescape(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		q := strconv.Quote(string(b))
-		got, err := unescape(q[1 : len(q)-1])
+		got, err := probe.Unescape(q[1 : len(q)-1])
 		if err != nil {
 			t.Fatalf("unescape(%s): %v", q, err)
 		}
@@ -223,7 +223,7 @@ func FuzzUnescape(f *testing.F) {
 		}
 		// Whatever it is given, unescape errs or returns; a string
 		// without a backslash is kept as it is.
-		if u, err := unescape(string(b)); err == nil && !bytes.Contains(b, []byte(`\`)) && u != string(b) {
+		if u, err := probe.Unescape(string(b)); err == nil && !bytes.Contains(b, []byte(`\`)) && u != string(b) {
 			t.Fatalf("unescape(%q) = %q: changed a string without escapes", b, u)
 		}
 	})
