@@ -159,3 +159,17 @@ func TestStrictErrorPathsAreQuoted(t *testing.T) {
 		}
 	}
 }
+
+// TestValidConfigsLoad: every file in testdata/valid (also FuzzParse's
+// seeds) loads without an error.
+func TestValidConfigsLoad(t *testing.T) {
+	files, _ := filepath.Glob("testdata/valid/*.yaml")
+	if len(files) < 2 {
+		t.Fatalf("only %v", files)
+	}
+	for _, f := range files {
+		if _, err := kinds.Load(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
