@@ -5,8 +5,10 @@ import (
 	"net/http"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -123,7 +125,7 @@ func (x *expectations) judge(h http.Header, body []byte, elapsed time.Duration) 
 		case len(vals) == 0:
 			fails = append(fails, fmt.Sprintf("no %s header (want one matching %q)", http.CanonicalHeaderKey(he.name), he.re))
 		case !he.re.MatchString(strings.Join(vals, ", ")):
-			fails = append(fails, fmt.Sprintf("header %s is %q, not matching %q", http.CanonicalHeaderKey(he.name), clip(strings.Join(vals, ", ")), he.re))
+			fails = append(fails, fmt.Sprintf("header %s is %s, not matching %q", http.CanonicalHeaderKey(he.name), quoteClip(strings.Join(vals, ", ")), he.re))
 		}
 	}
 	if x.body != nil && !x.body.Match(body) {
@@ -144,7 +146,7 @@ func (x *expectations) judge(h http.Header, body []byte, elapsed time.Duration) 
 			case !got.Exists():
 				fails = append(fails, fmt.Sprintf("json %s: absent", j.Path))
 			case j.Equals != nil && !reflect.DeepEqual(got.Value(), j.Equals):
-				fails = append(fails, fmt.Sprintf("json %s is %s, want %s", j.Path, clip(got.Raw), clip(jsonText(j.Equals))))
+				fails = append(fails, fmt.Sprintf("json %s is %s, want %s", clip(j.Path), jsonValue(got), clip(jsonText(j.Equals))))
 			}
 		}
 	}
@@ -159,10 +161,45 @@ func jsonText(v any) string {
 	return fmt.Sprint(v)
 }
 
-// clip bounds a quoted value.
-func clip(s string) string {
-	if len(s) > shown {
-		return s[:shown] + "…"
+// jsonValue is a value a path selected, for a failure's words: a string
+// quoted, anything else as its JSON text; clipped either way.
+func jsonValue(r gjson.Result) string {
+	if r.Type == gjson.String {
+		return quoteClip(r.Str)
 	}
-	return s
+	return clip(r.Raw)
+}
+
+// clip bounds a value shown in a failure to shown bytes of valid UTF-8 on
+// one line.
+func clip(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+	if len(s) <= shown {
+		return s
+	}
+	cut := shown
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// quoteClip is s Go-quoted (control bytes escaped), at most about twice
+// shown bytes: the text is cut, never an escape.
+func quoteClip(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	q := strconv.Quote(s)
+	if len(q) <= 2*shown {
+		return q
+	}
+	r := []rune(s)
+	for len(r) > 0 && len(strconv.Quote(string(r))) > 2*shown {
+		r = r[:len(r)*3/4]
+	}
+	return strconv.Quote(string(r)) + "…"
 }
