@@ -24,7 +24,7 @@ import (
 func startDaemon(t *testing.T, name string, args func(port int) []string) int {
 	t.Helper()
 	path, err := exec.LookPath(name)
-	testutil.Need(t, err == nil, "no "+name, "apt-get install "+map[string]string{"redis-server": "redis-server", "memcached": "memcached"}[name])
+	testutil.Need(t, err == nil, "no "+name, "apt-get install the package of "+name)
 	port := testutil.FreePort(t)
 	cmd := exec.Command(path, args(port)...)
 	cmd.Dir = t.TempDir()
@@ -72,13 +72,22 @@ func probeTCP(t *testing.T, port int, body string) probe.Result {
 
 // TestTCPConversationsWithRealServers: HAProxy's widely copied Redis check
 // (PING → +PONG; with a password, AUTH first; INFO replication →
-// role:master) and memcached's version, against the real servers.
+// role:master), memcached's version, an SMTP banner and EHLO, and NATS'
+// PING/PONG, against the real servers.
 func TestTCPConversationsWithRealServers(t *testing.T) {
 	redis := startDaemon(t, "redis-server", func(port int) []string {
 		return []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", "s3cret"}
 	})
 	memcached := startDaemon(t, "memcached", func(port int) []string {
 		return []string{"-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-u", "root", "-m", "8"}
+	})
+	// A local SMTP sink (Python's smtpd, in Debian's python3 3.11) and
+	// Debian's nats-server.
+	smtp := startDaemon(t, "python3", func(port int) []string {
+		return []string{"-W", "ignore", "-m", "smtpd", "-n", "-c", "DebuggingServer", "127.0.0.1:" + strconv.Itoa(port)}
+	})
+	nats := startDaemon(t, "nats-server", func(port int) []string {
+		return []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port)}
 	})
 	for _, c := range []struct {
 		name   string
@@ -104,6 +113,15 @@ func TestTCPConversationsWithRealServers(t *testing.T) {
 		{"memcached version", memcached, `send: "version\r\n"` + "\n" + `expect: '^VERSION \d+\.\d+'`, true, "VERSION 1."},
 		{"memcached: a command it does not know", memcached, `send: "nope\r\n"` + "\n" + `expect: '^VERSION'`, false, `got "ERROR\r\n"`},
 		{"connect only, as the kubelet", memcached, "", true, ""},
+		{"SMTP: the banner, then EHLO", smtp, `steps:
+  - expect: '^220 '
+  - send: "EHLO healthbridge\r\n"
+  - expect: '(?m)^250 '`, true, "250 "},
+		{"SMTP: a reply it does not give", smtp, `expect: '^421 '`, false, `step 1 (expect "^421 "): no match within the timeout; got "220 `},
+		{"NATS: INFO, then PING and PONG", nats, `steps:
+  - expect: '^INFO \{'
+  - send: "CONNECT {\"verbose\":false}\r\nPING\r\n"
+  - expect: 'PONG\r\n'`, true, "PONG"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := probeTCP(t, c.port, c.body)
