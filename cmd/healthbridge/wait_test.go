@@ -122,7 +122,8 @@ func freeAddr(t *testing.T) string {
 
 // TestWaitForTargetsThatComeUpLate: a TCP listener that opens later, an
 // HTTP server that answers 503 then 200, a gRPC service that turns
-// SERVING and a run-dir unit that reports later are waited for in
+// SERVING, a run-dir unit that reports later and a file created later
+// (a migration's marker) are waited for in
 // parallel; each says what it is waiting for once, then "ready", and the
 // command runs (exec'd: same pid) with its own exit code.
 func TestWaitForTargetsThatComeUpLate(t *testing.T) {
@@ -135,7 +136,8 @@ func TestWaitForTargetsThatComeUpLate(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	rundir := t.TempDir()
-	targets := []string{"tcp://" + tcpAddr, srv.URL + "/healthz", "rundir://" + rundir + "?unit=web"}
+	marker := filepath.Join(t.TempDir(), "migrated")
+	targets := []string{"tcp://" + tcpAddr, srv.URL + "/healthz", "rundir://" + rundir + "?unit=web", "file://" + marker}
 	var hs interface {
 		SetServingStatus(string, healthpb.HealthCheckResponse_ServingStatus)
 	}
@@ -173,6 +175,9 @@ func TestWaitForTargetsThatComeUpLate(t *testing.T) {
 		}
 	}()
 	up.Store(true)
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	u, err := health.NewUnit(rundir, "web")
 	if err != nil {
 		t.Fatal(err)
@@ -284,6 +289,7 @@ func TestWaitUsageErrors(t *testing.T) {
 		{[]string{"tcp://db"}, `target "tcp://db": want tcp://HOST:PORT`},
 		{[]string{"tcp://db:1/x"}, "takes no path"},
 		{[]string{"rundir://run/app"}, "three slashes"},
+		{[]string{"file://tmp/x"}, "want file:///PATH"},
 		{[]string{"dns://db?timeout=1s"}, "?timeout= is not a probe flag here"},
 		{[]string{"udp://db:1?nope=1"}, "unknown flag: --nope"},
 		{[]string{"--timeout", "-1s", "db:1"}, "--timeout: must be ≥ 0"},

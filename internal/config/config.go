@@ -187,6 +187,10 @@ type Check struct {
 	DNS *DNSAction `json:"dns,omitempty"`
 	// UDP sends a datagram and expects a reply (internal/probe/udp).
 	UDP *UDPAction `json:"udp,omitempty"`
+	// File passes while a file exists (and, with maxAgeSeconds, was
+	// modified recently): the heartbeat file a worker touches
+	// (internal/probe/file).
+	File *FileAction `json:"file,omitempty"`
 
 	// PeriodOverride and TimeoutOverride, when > 0, replace periodSeconds
 	// and timeoutSeconds with durations finer than a second. They are not
@@ -630,6 +634,16 @@ type UDPAction struct {
 	// Expect, when set, is a regular expression (Go's RE2 syntax) the
 	// reply must match; default any reply.
 	Expect string `json:"expect,omitempty"`
+}
+
+// FileAction is a file check: the file at Path must exist, and, with
+// MaxAgeSeconds, have been modified within that many seconds.
+type FileAction struct {
+	// Path is the file (or directory); absolute. Required.
+	Path string `json:"path"`
+	// MaxAgeSeconds, when > 0, fails a file last modified longer ago than
+	// this: a worker that touches its heartbeat file and then hangs.
+	MaxAgeSeconds int32 `json:"maxAgeSeconds,omitempty"`
 }
 
 // NotifyWebhook is one webhook healthbridge POSTs each check state change

@@ -66,7 +66,7 @@ Waits until every TARGET passes, trying them in parallel, then runs COMMAND in
 its place (exec: same process, signals reach it directly) or exits 0. A TARGET is
 a URL of one of: ` + strings.Join(schemes, " ") + `
   tcp://db:5432   http://api:8080/healthz   https://api/ready   grpc://api:9090/my.Service
-  dns://db.example   udp://stats:8125?send=ping&expect=pong   rundir:///run/app?unit=web
+  dns://db.example   udp://stats:8125?send=ping&expect=pong   rundir:///run/app?unit=web   file:///run/migrated
 or HOST:PORT (tcp). A URL's query parameters are the flags of the same probe in
 "` + c.ProbeCmd + `" (?service=, ?unit=, ?type=, ?expect=, ?insecure=true …).
 

@@ -20,6 +20,7 @@ import (
 	"github.com/healthbridge/healthbridge/internal/probe"
 	"github.com/healthbridge/healthbridge/internal/probe/dns"
 	"github.com/healthbridge/healthbridge/internal/probe/exec"
+	"github.com/healthbridge/healthbridge/internal/probe/file"
 	"github.com/healthbridge/healthbridge/internal/probe/http"
 	"github.com/healthbridge/healthbridge/internal/probe/rundir"
 	"github.com/healthbridge/healthbridge/internal/probe/tcp"
@@ -41,6 +42,7 @@ var List = []*probe.Kind{
 	&ttl.Kind,
 	&dns.Kind,
 	&udp.Kind,
+	&file.Kind,
 }
 
 // Lean reports whether a kind was left out of this binary (built with
