@@ -79,7 +79,17 @@ spec:
 		t.Fatalf("the app still answers after /unlisten: %d %s", code, body)
 	}
 	down := waitEndpoint(t, c, ns, "web", ip, time.Minute, "ready=false once the app stops listening", func(e endpoint) bool { return e.Found && !e.Ready })
-	code, body := get("http://" + ip + ":8642/readyz")
+	// The endpoint leaves as soon as one check fails; each check fails at
+	// its own next run (period 1 s), which a loaded machine can delay:
+	// wait, bounded, for both.
+	var code int
+	var body string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, body = get("http://" + ip + ":8642/readyz")
+		if code == http.StatusServiceUnavailable && strings.Contains(body, "[-]app-port") && strings.Contains(body, "[-]app-http") || time.Now().After(deadline) {
+			break
+		}
+	}
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "[-]app-port") || !strings.Contains(body, "[-]app-http") {
 		t.Errorf("/readyz with the app's port closed: %d %q, want 503 with both checks failing", code, body)
 	}
