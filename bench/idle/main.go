@@ -69,16 +69,18 @@ func run(settle time.Duration, rounds int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	builds := []struct{ name, tags, pkg string }{
-		{"healthbridge", "", "./cmd/healthbridge"},
-		{"healthbridge-lean", "lean nethttpomithttp2", "./cmd/healthbridge"},
-		{"healthbridge-probe", "lean nethttpomithttp2", "./cmd/healthbridge-probe"},
-		{"healthbridge-kube", "", "./cmd/healthbridge-kube"},
-		{"healthbridge-healthcheck", "", "./cmd/healthbridge-healthcheck"},
-		{"bare", "", "./bench/idle/bare"},
+	// Each as the release builds it (deploy/release.sh): the one-shot
+	// probe without inlining.
+	builds := []struct{ name, tags, gcflags, pkg string }{
+		{"healthbridge", "", "", "./cmd/healthbridge"},
+		{"healthbridge-lean", "lean nethttpomithttp2", "", "./cmd/healthbridge"},
+		{"healthbridge-probe", "lean nethttpomithttp2", "all=-l", "./cmd/healthbridge-probe"},
+		{"healthbridge-kube", "", "", "./cmd/healthbridge-kube"},
+		{"healthbridge-healthcheck", "", "", "./cmd/healthbridge-healthcheck"},
+		{"bare", "", "", "./bench/idle/bare"},
 	}
 	for _, b := range builds {
-		cmd := exec.Command("go", "build", "-tags", b.tags, "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, b.name), b.pkg)
+		cmd := exec.Command("go", "build", "-tags", b.tags, "-gcflags="+b.gcflags, "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, b.name), b.pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build %s: %v\n%s", b.name, err, out)
