@@ -78,6 +78,7 @@ func runContainers(dir string, settle time.Duration, rounds int) error {
 		{name: "full, 3 kinds, GOGC=50", bin: full, args: []string{"--config", "/etc/healthbridge.yaml"}, config: threeKinds, env: []string{"GOGC=50"}},
 		{name: "full, exec+tcp+http, + HC", bin: full, args: []string{"--config", "/etc/healthbridge.yaml"}, config: threeKinds, hc: shippedHC, files: hcBin},
 		{name: "run -- sleep (init)", bin: full, args: []string{"run", "--", "/bin/sleep", "1000000"}},
+		{name: "run -- sleep (init), lean", bin: lean, args: []string{"run", "--", "/bin/sleep", "1000000"}},
 	}
 	pid := os.Getpid()
 	images := make([]string, len(subjects))
