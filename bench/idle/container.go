@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/healthbridge/healthbridge/bench/internal/measure"
+	"github.com/healthbridge/healthbridge/internal/cgmem"
 )
 
 // subject is one container of a round: its files (paths on the host,
@@ -291,8 +291,7 @@ func readContainer(id string) (cgroupMem, error) {
 		return cgroupMem{}, err
 	}
 	pid := strings.TrimSpace(string(out))
-	cg, err := os.ReadFile("/proc/" + pid + "/cgroup")
-	if err != nil || pid == "0" {
+	if _, err := os.Stat("/proc/" + pid); err != nil || pid == "0" {
 		logs, _ := exec.Command("docker", "logs", id).CombinedOutput()
 		return cgroupMem{}, fmt.Errorf("the container is not running: %v\n%s", err, logs)
 	}
@@ -300,68 +299,16 @@ func readContainer(id string) (cgroupMem, error) {
 	if rss, _, _, err := read(atoi(pid)); err == nil {
 		m.vmRSS = rss
 	}
-	for _, line := range strings.Split(string(cg), "\n") {
-		f := strings.SplitN(line, ":", 3)
-		if len(f) != 3 {
-			continue
-		}
-		if slices.Contains(strings.Split(f[1], ","), "memory") { // v1
-			d := filepath.Join("/sys/fs/cgroup/memory", f[2])
-			usage, err := readNumber(filepath.Join(d, "memory.usage_in_bytes"))
-			if err != nil {
-				return m, err
-			}
-			st, err := readStat(filepath.Join(d, "memory.stat"))
-			if err != nil {
-				return m, err
-			}
-			m.workingSet = (usage - st["total_inactive_file"]) / 1e6
-			m.anon, m.activeFile, m.inactiveFile = st["total_rss"]/1e6, st["total_active_file"]/1e6, st["total_inactive_file"]/1e6
-			return m, nil
-		}
-	}
-	for _, line := range strings.Split(string(cg), "\n") {
-		if strings.HasPrefix(line, "0::") { // v2
-			d := filepath.Join("/sys/fs/cgroup", strings.TrimPrefix(line, "0::"))
-			usage, err := readNumber(filepath.Join(d, "memory.current"))
-			if err != nil {
-				return m, err
-			}
-			st, err := readStat(filepath.Join(d, "memory.stat"))
-			if err != nil {
-				return m, err
-			}
-			m.workingSet = (usage - st["inactive_file"]) / 1e6
-			m.anon, m.activeFile, m.inactiveFile = st["anon"]/1e6, st["active_file"]/1e6, st["inactive_file"]/1e6
-			return m, nil
-		}
-	}
-	return m, fmt.Errorf("no memory cgroup for pid %s", pid)
-}
-
-func readNumber(path string) (float64, error) {
-	b, err := os.ReadFile(path)
+	g, err := cgmem.OfPid(atoi(pid))
 	if err != nil {
-		return 0, err
+		return m, err
 	}
-	return strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
-}
-
-func readStat(path string) (map[string]float64, error) {
-	f, err := os.Open(path)
+	u, err := g.Read()
 	if err != nil {
-		return nil, err
+		return m, err
 	}
-	defer f.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), " ")
-		if ok {
-			out[k], _ = strconv.ParseFloat(v, 64)
-		}
-	}
-	return out, sc.Err()
+	m.workingSet, m.anon, m.activeFile, m.inactiveFile = u.WorkingSet/1e6, u.Anon/1e6, u.ActiveFile/1e6, u.InactiveFile/1e6
+	return m, nil
 }
 
 func atoi(s string) int {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,6 +51,28 @@ func New(name string) (*Group, error) {
 		return nil, fmt.Errorf("memory cgroup: %w", err)
 	}
 	return g, nil
+}
+
+// OfPid is the memory cgroup process pid runs in (a container's, read
+// from /proc/PID/cgroup: the memory controller's line on cgroup v1, the
+// "0::" line on v2). It is not the caller's to Remove.
+func OfPid(pid int) (*Group, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) == 3 && slices.Contains(strings.Split(f[1], ","), "memory") {
+			return &Group{dir: filepath.Join("/sys/fs/cgroup/memory", f[2])}, nil
+		}
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rel, ok := strings.CutPrefix(line, "0::"); ok {
+			return &Group{dir: filepath.Join("/sys/fs/cgroup", rel), v2: true}, nil
+		}
+	}
+	return nil, fmt.Errorf("no memory cgroup for pid %d", pid)
 }
 
 // Procs is the cgroup's cgroup.procs file: a pid written there moves that
