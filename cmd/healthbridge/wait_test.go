@@ -111,13 +111,7 @@ func (w *waitProc) exit(t *testing.T) (int, string) {
 // freeAddr is a loopback address nothing listens on (yet).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
 }
 
 // TestWaitForTargetsThatComeUpLate: a TCP listener that opens later, an
@@ -164,16 +158,7 @@ func TestWaitForTargetsThatComeUpLate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	testutil.Serve(t, ln, func(c net.Conn) { c.Close() })
 	up.Store(true)
 	if err := os.WriteFile(marker, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -230,15 +215,7 @@ func TestWaitInvert(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
+	testutil.Serve(t, ln, func(c net.Conn) { c.Close() })
 	w := startWait(t, "--invert", "--interval", "50ms", "tcp://"+ln.Addr().String())
 	w.await(t, "waiting for tcp://"+ln.Addr().String()+" to fail: still passing")
 	ln.Close()

@@ -322,6 +322,14 @@ func Listen(t *testing.T, handle func(net.Conn)) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	Serve(t, ln, handle)
+	return ln.Addr().String()
+}
+
+// Serve accepts on ln (a listener of the test's own: at a given address,
+// TLS, or one it closes itself) until it is closed or the test ends,
+// calling handle in its own goroutine for each connection.
+func Serve(t *testing.T, ln net.Listener, handle func(net.Conn)) {
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -332,7 +340,6 @@ func Listen(t *testing.T, handle func(net.Conn)) string {
 			go handle(c)
 		}
 	}()
-	return ln.Addr().String()
 }
 
 // FreePort returns a loopback TCP port that was free a moment ago.

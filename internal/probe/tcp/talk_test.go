@@ -195,21 +195,12 @@ func TestTCPWithTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if line, err := bufio.NewReader(c).ReadString('\n'); err == nil && line == "PING\r\n" {
-					fmt.Fprint(c, "+PONG\r\n")
-				}
-			}()
+	testutil.Serve(t, ln, func(c net.Conn) {
+		defer c.Close()
+		if line, err := bufio.NewReader(c).ReadString('\n'); err == nil && line == "PING\r\n" {
+			fmt.Fprint(c, "+PONG\r\n")
 		}
-	}()
+	})
 	port := ln.Addr().(*net.TCPAddr).Port
 	ca := filepath.ToSlash(certFile)
 	r := probeTCP(t, port, fmt.Sprintf(`send: "PING\r\n"
