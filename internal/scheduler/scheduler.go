@@ -557,12 +557,11 @@ func (s *Scheduler) runOnce(ctx context.Context, c *Check) probe.Result {
 }
 
 func (s *Scheduler) logRun(spec *state.Spec, r probe.Result, tr state.Transition) {
-	warns := r.Outcome == probe.OutcomeWarning && !warnedBefore(tr.State.Results)
-	if !tr.Changed() && !warns && r.Outcome != probe.OutcomeUnknown && !s.log.Enabled(context.Background(), slog.LevelDebug) {
+	if !tr.Changed() && !tr.Warns && r.Outcome != probe.OutcomeUnknown && !s.log.Enabled(context.Background(), slog.LevelDebug) {
 		return // the common case: no logger built
 	}
 	log := s.log.With("check", spec.Name, "kind", spec.Kind)
-	if warns {
+	if tr.Warns {
 		// A passing run with a concern (a certificate within
 		// tls.minValidity, a ttl report of "warn"), logged once when it
 		// begins: the status does not change, so nothing else would say it.
@@ -579,10 +578,4 @@ func (s *Scheduler) logRun(spec *state.Spec, r probe.Result, tr state.Transition
 	}
 	log.Debug("probe ran", "outcome", r.Outcome.String(), "duration", r.Duration(),
 		"exit_code", r.ExitCode, "http_status", r.HTTPStatus, "output", r.Output)
-}
-
-// warnedBefore reports whether the result before the last of results (the
-// one just recorded) was a warning too.
-func warnedBefore(results []probe.Result) bool {
-	return len(results) >= 2 && results[len(results)-2].Outcome == probe.OutcomeWarning
 }

@@ -152,6 +152,10 @@ type Transition struct {
 	From, To Status
 	// State is the check's new state.
 	State CheckState
+	// Warns is set when the result is a warning after one that was not:
+	// a passing run with a concern (a certificate within
+	// tls.minValidity, a ttl report of "warn") begins.
+	Warns bool
 }
 
 // Changed reports whether the status changed.
@@ -277,12 +281,13 @@ func (sl *Slot) Record(r probe.Result, now time.Time) (Transition, time.Duration
 	}
 	prev := s.state(sl.i)
 	next := Next(prev, r, now, sp.Policy)
+	warns := r.Outcome == probe.OutcomeWarning && !lastWarned(prev)
 	s.set(sl.i, next)
 	s.rings[sl.i].add(r, now, s.epoch)
 	switch {
 	case next.Status != prev.Status:
 		s.event(sl.i, prev.Status, next.Status, now, r, "")
-	case r.Outcome == probe.OutcomeWarning && !lastWarned(prev):
+	case warns:
 		// A passing run with a concern, once when it begins: the status
 		// stays, so no transition would tell.
 		s.event(sl.i, prev.Status, next.Status, now, r, ReasonWarn)
@@ -292,7 +297,7 @@ func (sl *Slot) Record(r probe.Result, now time.Time) (Transition, time.Duration
 	if sp.Timing.StartInterval > 0 && next.Status == StatusStarting && next.InStartPeriod(now, sp.Policy) {
 		wait = sp.Timing.StartInterval
 	}
-	return Transition{From: prev.Status, To: next.Status, State: next}, wait
+	return Transition{From: prev.Status, To: next.Status, State: next, Warns: warns}, wait
 }
 
 // ReasonReload is an Event's Reason when a config reload added, changed or
