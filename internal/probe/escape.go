@@ -1,8 +1,13 @@
 package probe
 
 import (
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/spf13/pflag"
 )
 
 // Unescape reads Go escapes in a command-line payload ("ping\n"): \xNN
@@ -32,4 +37,30 @@ func Unescape(s string) (string, error) {
 		s = tail
 	}
 	return b.String(), nil
+}
+
+// SendFlags registers the one-shot forms' payload flags on fs: --send
+// (text, Go escapes read by Unescape) and --send-hex (hexadecimal digits,
+// two a byte), not both. The returned function gives the payload after
+// parsing ("" when neither was given), or an error naming the flag.
+func SendFlags(fs *pflag.FlagSet, what string) func() (string, error) {
+	send := fs.String("send", "", what+" to send; Go escapes are read: \\r\\n, \\t, \\xff (one byte), \\u00e9 (UTF-8)")
+	sendHex := fs.String("send-hex", "", what+" to send, as hexadecimal digits (two per byte)")
+	return func() (string, error) {
+		if *sendHex != "" {
+			if *send != "" {
+				return "", errors.New("--send-hex: give --send or --send-hex, not both")
+			}
+			b, err := hex.DecodeString(*sendHex)
+			if err != nil {
+				return "", fmt.Errorf("--send-hex: not hexadecimal bytes: %v", err)
+			}
+			return string(b), nil
+		}
+		payload, err := Unescape(*send)
+		if err != nil {
+			return "", fmt.Errorf("--send: %v", err)
+		}
+		return payload, nil
+	}
 }

@@ -42,8 +42,7 @@ var Kind = probe.Kind{
 		Target:  probe.HostTarget("tcp"),
 		Usage:   "tcp HOST:PORT [--send TEXT | --send-hex HEX] [--expect REGEXP] [--tls] [--insecure] [--ca FILE] [--server-name N] [--timeout 5s] [-v]",
 		Flags: func(fs *pflag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
-			send := fs.String("send", "", "bytes to send once connected; Go escapes are read: \\r\\n, \\xff (one byte)")
-			sendHex := fs.String("send-hex", "", "bytes to send, as hexadecimal digits")
+			payloadFlags := probe.SendFlags(fs, "bytes, once connected,")
 			expect := fs.String("expect", "", "a regular expression the reply must match")
 			useTLS := fs.Bool("tls", false, "speak TLS once connected (implied by --insecure, --ca and --cert)")
 			tlsFlags := tlsclient.Flags(fs)
@@ -51,14 +50,14 @@ var Kind = probe.Kind{
 				if len(a.Pos) != 2 {
 					return nil, "", errors.New("tcp: want exactly one HOST:PORT")
 				}
-				payload, err := probe.Unescape(*send)
+				payload, err := payloadFlags()
 				if err != nil {
-					return nil, "", fmt.Errorf("--send: %v", err)
+					return nil, "", err
 				}
-				t := &config.TCPSocketAction{Send: payload, SendHex: *sendHex, Expect: *expect}
-				if errs := validateTalk(t, "-"); len(errs) > 0 {
-					return nil, "", errors.Join(errs...)
+				if _, err := regexp.Compile(*expect); err != nil {
+					return nil, "", fmt.Errorf("--expect: not a regular expression: %v", err)
 				}
+				t := &config.TCPSocketAction{Send: payload, Expect: *expect}
 				tc, set, err := tlsFlags()
 				if err != nil {
 					return nil, "", err
@@ -86,15 +85,10 @@ func validate(c *config.Check, path string) []error {
 }
 
 // validateTalk checks send, sendHex, expect and steps, naming fields
-// under p ("-" for the one-shot flags: --send, --send-hex, --expect).
+// under p.
 func validateTalk(t *config.TCPSocketAction, p string) []error {
 	var errs []error
-	field := func(name string) string {
-		if p == "-" {
-			return "--" + map[string]string{"send": "send", "sendHex": "send-hex", "expect": "expect"}[name]
-		}
-		return p + "." + name
-	}
+	field := func(name string) string { return p + "." + name }
 	one := func(path func(string) string, s config.TCPStep) {
 		if s.SendHex != "" {
 			if _, err := hex.DecodeString(s.SendHex); err != nil {

@@ -13,7 +13,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net"
 	"regexp"
 	"strings"
@@ -65,26 +64,15 @@ var Kind = probe.Kind{
 		Target:  probe.HostTarget("udp"),
 		Usage:   "udp HOST:PORT [--send TEXT | --send-hex HEX] [--expect REGEXP] [--timeout 5s] [-v]",
 		Flags: func(fs *pflag.FlagSet) func(probe.Args) (probe.Prober, string, error) {
-			send := fs.String("send", "", "the datagram to send; Go escapes are read: \\n, \\t, \\xff (one byte), \\u00e9 (UTF-8)")
-			sendHex := fs.String("send-hex", "", "the datagram to send, as hexadecimal digits (two per byte)")
+			payloadFlags := probe.SendFlags(fs, "the datagram")
 			expect := fs.String("expect", "", "a regular expression the reply must match")
 			return func(a probe.Args) (probe.Prober, string, error) {
 				if len(a.Pos) != 2 {
 					return nil, "", errors.New("udp: want exactly one HOST:PORT")
 				}
-				payload, err := probe.Unescape(*send)
+				payload, err := payloadFlags()
 				if err != nil {
-					return nil, "", fmt.Errorf("--send: %v", err)
-				}
-				if *sendHex != "" {
-					if *send != "" {
-						return nil, "", errors.New("--send-hex: give --send or --send-hex, not both")
-					}
-					b, err := hex.DecodeString(*sendHex)
-					if err != nil {
-						return nil, "", fmt.Errorf("--send-hex: not hexadecimal bytes: %v", err)
-					}
-					payload = string(b)
+					return nil, "", err
 				}
 				p, err := New(a.Pos[1], payload, *expect)
 				return p, a.Pos[1], err
